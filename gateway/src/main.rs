@@ -1,1 +1,4 @@
-fn main() {}
+//! The `ringgate` binary; see `ringgate --help`.
+fn main() -> std::process::ExitCode {
+    ringgate::cli::run()
+}

@@ -1,0 +1,294 @@
+//! The one TOML configuration file, its defaults (from the product brief) and
+//! its validation. A value of 0 turns a limit off.
+//!
+//! Unknown keys and bad values are refused with the key's name and the reason
+//! (the binary exits 2); nothing is silently ignored.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// What the gateway does with client messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Echo every message back with its type and boundaries.
+    Echo,
+    /// Publish/subscribe through routers (arrives with the router work).
+    Relay,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub gateway: GatewayConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Address every shard's SO_REUSEPORT listener binds.
+    pub listen: SocketAddr,
+    /// Shard threads; 0 = one per available core.
+    pub shards: usize,
+    pub mode: Mode,
+    /// Subprotocols offered, in preference order of the client's list.
+    pub subprotocols: Vec<String>,
+    /// After SIGTERM/SIGINT, how long to wait for close handshakes.
+    pub drain_timeout_ms: u64,
+    /// Provided receive buffers per shard (power of two, <= 32768).
+    pub recv_buffers: u16,
+    /// Bytes per provided receive buffer.
+    pub recv_buffer_bytes: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_frame_bytes: u64,
+    pub max_text_message_bytes: usize,
+    pub max_binary_message_bytes: usize,
+    pub max_header_bytes: usize,
+    pub handshake_timeout_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub ping_interval_ms: u64,
+    pub max_connections: usize,
+    pub max_write_queue_bytes: usize,
+    pub frame_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { gateway: GatewayConfig::default(), limits: LimitsConfig::default() }
+    }
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            shards: 0,
+            mode: Mode::Echo,
+            subprotocols: Vec::new(),
+            drain_timeout_ms: 10_000,
+            recv_buffers: 2048,
+            recv_buffer_bytes: 4096,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_frame_bytes: 1 << 20,
+            max_text_message_bytes: 64 << 10,
+            max_binary_message_bytes: 64 << 10,
+            max_header_bytes: 8 << 10,
+            handshake_timeout_ms: 5_000,
+            idle_timeout_ms: 60_000,
+            ping_interval_ms: 20_000,
+            max_connections: 0,
+            max_write_queue_bytes: 1 << 20,
+            frame_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// A refused configuration: which key, and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("{path}: key `{key}`: {reason}")]
+    Invalid { path: String, key: &'static str, reason: String },
+}
+
+impl Config {
+    /// Reads, parses and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let display = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: display.clone(), source })?;
+        Config::parse(&text, &display)
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: origin.to_string(),
+            message: describe_toml_error(&error, text),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Checks relations between values that the types cannot express.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, reason: String| ConfigError::Invalid {
+            path: origin.to_string(),
+            key,
+            reason,
+        };
+        let gateway = &self.gateway;
+        let limits = &self.limits;
+        if gateway.mode == Mode::Relay {
+            return Err(invalid(
+                "gateway.mode",
+                "\"relay\" needs the router fabric, which this build does not include yet; \
+                 use \"echo\""
+                    .into(),
+            ));
+        }
+        if gateway.shards > 1024 {
+            return Err(invalid("gateway.shards", format!("{} is more than 1024", gateway.shards)));
+        }
+        if !gateway.recv_buffers.is_power_of_two() || gateway.recv_buffers > 32_768 {
+            return Err(invalid(
+                "gateway.recv_buffers",
+                format!("{} must be a power of two from 1 to 32768", gateway.recv_buffers),
+            ));
+        }
+        if !(512..=1 << 20).contains(&gateway.recv_buffer_bytes) {
+            return Err(invalid(
+                "gateway.recv_buffer_bytes",
+                format!("{} must be between 512 and 1048576", gateway.recv_buffer_bytes),
+            ));
+        }
+        for protocol in &gateway.subprotocols {
+            if protocol.is_empty() || !protocol.bytes().all(is_http_token_byte) {
+                return Err(invalid(
+                    "gateway.subprotocols",
+                    format!("{protocol:?} is not an HTTP token"),
+                ));
+            }
+        }
+        if limits.max_header_bytes != 0 && limits.max_header_bytes < 256 {
+            return Err(invalid(
+                "limits.max_header_bytes",
+                format!("{} is too small for any upgrade request (min 256)", limits.max_header_bytes),
+            ));
+        }
+        if limits.max_write_queue_bytes != 0 && limits.max_write_queue_bytes < 256 {
+            return Err(invalid(
+                "limits.max_write_queue_bytes",
+                format!("{} is too small to hold a close frame (min 256)", limits.max_write_queue_bytes),
+            ));
+        }
+        let largest_message = limits.max_text_message_bytes.max(limits.max_binary_message_bytes);
+        if limits.max_write_queue_bytes != 0
+            && (largest_message == 0 || limits.max_write_queue_bytes < largest_message + 14)
+        {
+            return Err(invalid(
+                "limits.max_write_queue_bytes",
+                format!(
+                    "{} cannot hold one message of the largest allowed size ({}) plus its \
+                     frame header, so such messages could never be delivered",
+                    limits.max_write_queue_bytes,
+                    if largest_message == 0 { "unlimited".to_string() } else { largest_message.to_string() }
+                ),
+            ));
+        }
+        if limits.ping_interval_ms != 0
+            && limits.idle_timeout_ms != 0
+            && limits.ping_interval_ms >= limits.idle_timeout_ms
+        {
+            return Err(invalid(
+                "limits.ping_interval_ms",
+                format!(
+                    "{} must be below limits.idle_timeout_ms ({}) so a live client can answer",
+                    limits.ping_interval_ms, limits.idle_timeout_ms
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn is_http_token_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+/// toml names an unknown key but not the key of a bad value, so find the
+/// dotted key at the error's position and put it first.
+fn describe_toml_error(error: &toml::de::Error, text: &str) -> String {
+    let message = error.message().trim();
+    let Some(span) = error.span() else { return message.to_string() };
+    let before = &text[..span.start.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
+    let line = &text[line_start..line_end];
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim());
+    let line_number = before.matches('\n').count() + 1;
+    match line.split_once('=').map(|(key, _)| key.trim()) {
+        Some(key) if !key.is_empty() && !message.contains(key) => {
+            let key = match table {
+                Some(table) => format!("{table}.{key}"),
+                None => key.to_string(),
+            };
+            format!("key `{key}` (line {line_number}): {message}")
+        }
+        _ => format!("line {line_number}: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_brief_defaults() {
+        let config = Config::parse("", "test").unwrap();
+        assert_eq!(config.gateway.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.limits.max_frame_bytes, 1_048_576);
+        assert_eq!(config.limits.max_text_message_bytes, 65_536);
+        assert_eq!(config.limits.handshake_timeout_ms, 5_000);
+        assert_eq!(config.limits.idle_timeout_ms, 60_000);
+        assert_eq!(config.limits.ping_interval_ms, 20_000);
+        assert_eq!(config.limits.max_write_queue_bytes, 1_048_576);
+        assert_eq!(config.limits.frame_timeout_ms, 10_000);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let error = Config::parse("[limits]\nmax_frame_byte = 5\n", "test").unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("max_frame_byte"), "{text}");
+        assert!(text.contains("unknown field"), "{text}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let error = Config::parse("[gateway]\nlisten = \"nowhere\"\n", "test").unwrap_err();
+        assert!(error.to_string().contains("listen") || error.to_string().contains("address"));
+        let error = Config::parse("[limits]\nidle_timeout_ms = -1\n", "test").unwrap_err();
+        assert!(error.to_string().contains("key `limits.idle_timeout_ms`"), "{error}");
+    }
+
+    #[test]
+    fn relations_are_checked() {
+        let error =
+            Config::parse("[limits]\nping_interval_ms = 70000\n", "test").unwrap_err().to_string();
+        assert!(error.contains("limits.ping_interval_ms"), "{error}");
+        let error = Config::parse("[gateway]\nrecv_buffers = 1000\n", "test").unwrap_err();
+        assert!(error.to_string().contains("gateway.recv_buffers"));
+        let error = Config::parse("[limits]\nmax_binary_message_bytes = 2000000\n", "test");
+        assert!(error.unwrap_err().to_string().contains("limits.max_write_queue_bytes"));
+        let error = Config::parse("[gateway]\nsubprotocols = [\"a b\"]\n", "test").unwrap_err();
+        assert!(error.to_string().contains("gateway.subprotocols"));
+    }
+
+    #[test]
+    fn zero_turns_limits_off() {
+        let config = Config::parse("[limits]\nidle_timeout_ms = 0\nping_interval_ms = 0\n", "t");
+        assert!(config.is_ok());
+    }
+}

@@ -1,0 +1,222 @@
+//! The control plane: start-up (settings, listeners, shard threads), signals
+//! and drain. Nothing here runs per message.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, bail};
+use ringgate_uring::RingConfig;
+use ringgate_uring::sys::{self, WakeFd};
+use ringgate_wscodec::Limits;
+use ringgate_wscodec::handshake::HandshakeConfig;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::{Config, Mode};
+use crate::hot::conn::Deadlines;
+use crate::hot::shard::Shard;
+use crate::hot::stats::ShardStats;
+use crate::hot::timer::ticks;
+use crate::log;
+
+/// How long a close we started waits for the peer's close frame.
+const CLOSE_LINGER_MS: u64 = 5_000;
+
+/// Read-only settings every shard shares, derived once from the config.
+#[derive(Debug)]
+pub struct Settings {
+    pub codec_limits: Limits,
+    pub max_header_bytes: usize,
+    pub subprotocols: Vec<String>,
+    pub deadlines: Deadlines,
+    pub max_connections_per_shard: usize,
+    pub max_write_queue_bytes: usize,
+    pub drain_timeout_ms: u64,
+    pub ring: RingConfig,
+    pub pool_buffers: usize,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config, shards: usize, file_limit: u64) -> Settings {
+        let limits = &config.limits;
+        // Leave room for the listener, the ring, the eventfd and stdio.
+        let by_files = (file_limit.saturating_sub(64) as usize / shards).max(1);
+        let by_config = if limits.max_connections == 0 {
+            usize::MAX
+        } else {
+            limits.max_connections.div_ceil(shards)
+        };
+        Settings {
+            codec_limits: Limits {
+                max_frame_bytes: limits.max_frame_bytes,
+                max_text_message_bytes: limits.max_text_message_bytes,
+                max_binary_message_bytes: limits.max_binary_message_bytes,
+            },
+            max_header_bytes: if limits.max_header_bytes == 0 {
+                usize::MAX
+            } else {
+                limits.max_header_bytes
+            },
+            subprotocols: config.gateway.subprotocols.clone(),
+            deadlines: Deadlines {
+                handshake: ticks(limits.handshake_timeout_ms),
+                frame: ticks(limits.frame_timeout_ms),
+                ping: ticks(limits.ping_interval_ms),
+                idle: ticks(limits.idle_timeout_ms),
+                close_linger: ticks(CLOSE_LINGER_MS),
+            },
+            max_connections_per_shard: by_config.min(by_files),
+            max_write_queue_bytes: limits.max_write_queue_bytes,
+            drain_timeout_ms: config.gateway.drain_timeout_ms,
+            ring: RingConfig {
+                buffer_count: config.gateway.recv_buffers,
+                buffer_size: config.gateway.recv_buffer_bytes,
+                ..RingConfig::default()
+            },
+            pool_buffers: 1024,
+        }
+    }
+
+    pub fn handshake(&self) -> HandshakeConfig<'_> {
+        HandshakeConfig { max_header_bytes: self.max_header_bytes, subprotocols: &self.subprotocols }
+    }
+}
+
+/// Shared between the signal thread and the shards: the drain flag and each
+/// shard's wake-up eventfd.
+#[derive(Debug, Default)]
+pub struct Control {
+    draining: AtomicBool,
+}
+
+impl Control {
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    fn begin_drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+}
+
+fn bind_listener(address: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener.
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(4096)?;
+    Ok(socket)
+}
+
+/// Starts the shards, serves until SIGTERM/SIGINT, drains, returns.
+pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
+    if let Err(message) = ringgate_uring::probe_io_uring() {
+        bail!("{message}");
+    }
+    sys::ignore_sigpipe();
+    let file_limit = sys::raise_nofile_limit().context("reading the open-file limit")?;
+    let cpus = sys::allowed_cpus();
+    let shards = if config.gateway.shards == 0 { cpus.len().max(1) } else { config.gateway.shards };
+    let settings = Arc::new(Settings::from_config(config, shards, file_limit));
+
+    // The first bind resolves port 0; the others join its SO_REUSEPORT group.
+    let first = bind_listener(config.gateway.listen)
+        .with_context(|| format!("binding {}", config.gateway.listen))?;
+    let address = first
+        .local_addr()?
+        .as_socket()
+        .context("listener has no socket address")?;
+    let mut listeners = vec![first];
+    for _ in 1..shards {
+        listeners.push(bind_listener(address).with_context(|| format!("binding {address}"))?);
+    }
+
+    let control = Arc::new(Control::default());
+    let mut wakes = Vec::new();
+    let mut threads = Vec::new();
+    let (ready_sender, ready) = std::sync::mpsc::channel::<Result<(), String>>();
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let wake = Arc::new(WakeFd::new().context("creating an eventfd")?);
+        wakes.push(Arc::clone(&wake));
+        let (settings, control, ready) =
+            (Arc::clone(&settings), Arc::clone(&control), ready_sender.clone());
+        let cpu = cpus.get(index % cpus.len().max(1)).copied();
+        let thread = std::thread::Builder::new()
+            .name(format!("shard-{index}"))
+            .spawn(move || -> io::Result<ShardStats> {
+                if let Some(cpu) = cpu {
+                    sys::pin_current_thread(cpu)?;
+                }
+                let shard = match Shard::new(index, settings, listener, wake, control) {
+                    Ok(shard) => shard,
+                    Err(error) => {
+                        let _ = ready.send(Err(format!("shard {index}: {error}")));
+                        return Err(error);
+                    }
+                };
+                let _ = ready.send(Ok(()));
+                shard.run()
+            })?;
+        threads.push(thread);
+    }
+    drop(ready_sender);
+    for _ in 0..shards {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => bail!("{message}"),
+            Err(_) => bail!("a shard thread exited during start-up"),
+        }
+    }
+
+    let mode = match config.gateway.mode {
+        Mode::Echo => "echo",
+        Mode::Relay => "relay",
+    };
+    log::info(
+        "listening",
+        &format!("listening on {address} ({shards} shards, {mode} mode, up to {} connections per shard)",
+            settings.max_connections_per_shard),
+    );
+    // Scripts and tests wait for this exact line on stdout.
+    println!("ringgate listening on {address}");
+
+    watch_signals(Arc::clone(&control), wakes)?;
+
+    let mut total = ShardStats::default();
+    for (index, thread) in threads.into_iter().enumerate() {
+        match thread.join() {
+            Ok(Ok(stats)) => total.merge(&stats),
+            Ok(Err(error)) => bail!("shard {index} failed: {error}"),
+            Err(_) => bail!("shard {index} panicked"),
+        }
+    }
+    Ok(total)
+}
+
+/// First SIGTERM/SIGINT: drain. A second one: exit at once.
+fn watch_signals(control: Arc<Control>, wakes: Vec<Arc<WakeFd>>) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .context("installing signal handlers")?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut seen = 0;
+        for signal in signals.forever() {
+            seen += 1;
+            if seen > 1 {
+                log::warn("forced_exit", "second signal: exiting without waiting for the drain");
+                std::process::exit(1);
+            }
+            log::info("draining", &format!("signal {signal}: draining connections"));
+            control.begin_drain();
+            for wake in &wakes {
+                if let Err(error) = wake.wake() {
+                    log::error("wake_failed", &format!("could not wake a shard: {error}"));
+                }
+            }
+        }
+    })?;
+    Ok(())
+}

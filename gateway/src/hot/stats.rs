@@ -1,0 +1,83 @@
+//! Per-shard counters: plain integers owned by the shard thread (no atomics,
+//! no sharing on the hot path), summed across shards when reported.
+
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default)]
+pub struct ShardStats {
+    pub accepted: u64,
+    pub accept_errors: u64,
+    pub refused_at_capacity: u64,
+    pub upgraded: u64,
+    /// Upgrade refusals by HTTP status.
+    pub refused_by_status: BTreeMap<u16, u64>,
+    /// Closed connections by close code (1006: without a close handshake).
+    pub closed_by_code: BTreeMap<u16, u64>,
+    /// Protocol errors by the close code they earned.
+    pub protocol_errors_by_code: BTreeMap<u16, u64>,
+    pub messages_in: u64,
+    pub messages_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub handshake_timeouts: u64,
+    pub frame_timeouts: u64,
+    pub idle_timeouts: u64,
+    pub close_timeouts: u64,
+    pub pings_sent: u64,
+    pub slow_consumers: u64,
+    pub socket_errors: u64,
+    pub short_writes: u64,
+    pub buffer_ring_exhausted: u64,
+    pub unclosed_at_exit: u64,
+}
+
+impl ShardStats {
+    pub fn count_refusal(&mut self, status: u16) {
+        *self.refused_by_status.entry(status).or_default() += 1;
+    }
+
+    pub fn count_close(&mut self, code: u16) {
+        *self.closed_by_code.entry(code).or_default() += 1;
+    }
+
+    pub fn count_protocol_error(&mut self, code: u16) {
+        *self.protocol_errors_by_code.entry(code).or_default() += 1;
+    }
+
+    /// Adds another shard's counters into this one.
+    pub fn merge(&mut self, other: &ShardStats) {
+        let maps = [
+            (&mut self.refused_by_status, &other.refused_by_status),
+            (&mut self.closed_by_code, &other.closed_by_code),
+            (&mut self.protocol_errors_by_code, &other.protocol_errors_by_code),
+        ];
+        for (into, from) in maps {
+            for (key, value) in from {
+                *into.entry(*key).or_default() += value;
+            }
+        }
+        let scalars = [
+            (&mut self.accepted, other.accepted),
+            (&mut self.accept_errors, other.accept_errors),
+            (&mut self.refused_at_capacity, other.refused_at_capacity),
+            (&mut self.upgraded, other.upgraded),
+            (&mut self.messages_in, other.messages_in),
+            (&mut self.messages_out, other.messages_out),
+            (&mut self.bytes_in, other.bytes_in),
+            (&mut self.bytes_out, other.bytes_out),
+            (&mut self.handshake_timeouts, other.handshake_timeouts),
+            (&mut self.frame_timeouts, other.frame_timeouts),
+            (&mut self.idle_timeouts, other.idle_timeouts),
+            (&mut self.close_timeouts, other.close_timeouts),
+            (&mut self.pings_sent, other.pings_sent),
+            (&mut self.slow_consumers, other.slow_consumers),
+            (&mut self.socket_errors, other.socket_errors),
+            (&mut self.short_writes, other.short_writes),
+            (&mut self.buffer_ring_exhausted, other.buffer_ring_exhausted),
+            (&mut self.unclosed_at_exit, other.unclosed_at_exit),
+        ];
+        for (into, from) in scalars {
+            *into += from;
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Test harness: starts a real `ringgate` process on a free loopback port and
+//! talks to it over real sockets with a small blocking WebSocket client built
+//! on the project's codec (client role).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ringgate_wscodec::handshake::{parse_server_response, write_client_request};
+use ringgate_wscodec::{Decoder, Limits, Message, OpCode, Role, accept_key, write_frame};
+
+pub struct Gateway {
+    pub child: Child,
+    pub address: SocketAddr,
+    pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    _config: Option<tempfile_path::TempPath>,
+}
+
+mod tempfile_path {
+    /// A config file removed on drop.
+    pub struct TempPath(pub std::path::PathBuf);
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+impl Gateway {
+    /// Starts `ringgate --echo --shards 1 --listen 127.0.0.1:0` plus a config
+    /// made of `toml` (may be empty) and waits for its listening line.
+    pub fn start(toml: &str) -> Gateway {
+        Gateway::start_with(toml, &["--shards", "1"])
+    }
+
+    pub fn start_with(toml: &str, extra: &[&str]) -> Gateway {
+        let path = std::env::temp_dir().join(format!(
+            "ringgate-test-{}-{}.toml",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::write(&path, toml).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringgate"))
+            .args(["--echo", "--listen", "127.0.0.1:0", "--config"])
+            .arg(&path)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ringgate");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&stderr);
+        let mut err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                text.push_str(&String::from_utf8_lossy(&buffer[..n]));
+                *sink.lock().unwrap() = text.clone();
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("ringgate listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; stderr: {}", stderr.lock().unwrap()))
+            .parse()
+            .unwrap();
+        Gateway { child, address, stderr, _config: Some(tempfile_path::TempPath(path)) }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal to the gateway (by its PID).
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args(["-s", signal, &self.pid().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, returning its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn connect(&self) -> Client {
+        Client::connect(self.address, "/", &[])
+    }
+
+    pub fn raw(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// What a client observed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Event {
+    Text(Vec<u8>),
+    Binary(Vec<u8>),
+    Ping(Vec<u8>),
+    Pong(Vec<u8>),
+    Close(Option<u16>, String),
+    /// The TCP connection ended without (further) frames.
+    Eof,
+}
+
+pub struct Client {
+    pub stream: TcpStream,
+    decoder: Decoder,
+    pending: Vec<u8>,
+    events: std::collections::VecDeque<Event>,
+    pub response_head: String,
+}
+
+pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+impl Client {
+    pub fn connect(address: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Client {
+        let stream = TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        let mut request = Vec::new();
+        write_client_request(&mut request, &address.to_string(), path, key, headers);
+        let mut client = Client {
+            stream,
+            decoder: Decoder::new(Role::Client),
+            pending: Vec::new(),
+            events: Default::default(),
+            response_head: String::new(),
+        };
+        client.stream.write_all(&request).unwrap();
+        let expected = accept_key(key.as_bytes());
+        let mut buffer = vec![0u8; 65536];
+        loop {
+            let n = client.stream.read(&mut buffer).unwrap();
+            assert!(n > 0, "connection closed during handshake");
+            client.pending.extend_from_slice(&buffer[..n]);
+            if let Some(length) = parse_server_response(&client.pending, &expected).unwrap() {
+                client.response_head = String::from_utf8_lossy(&client.pending[..length]).into();
+                client.pending.drain(..length);
+                break;
+            }
+        }
+        client
+    }
+
+    pub fn send(&mut self, opcode: OpCode, payload: &[u8]) {
+        let mut out = Vec::new();
+        write_frame(&mut out, opcode, payload, Some(MASK));
+        self.stream.write_all(&out).unwrap();
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Next event, reading from the socket as needed.
+    pub fn next(&mut self) -> Event {
+        let limits = Limits { max_frame_bytes: 0, max_text_message_bytes: 0, max_binary_message_bytes: 0 };
+        loop {
+            if let Some(event) = self.events.pop_front() {
+                return event;
+            }
+            if !self.pending.is_empty() {
+                let mut input = std::mem::take(&mut self.pending);
+                let mut offset = 0;
+                while offset < input.len() {
+                    let (consumed, message) = self
+                        .decoder
+                        .decode(&mut input[offset..], &limits)
+                        .expect("server sent an invalid frame");
+                    offset += consumed;
+                    if let Some(message) = message {
+                        self.events.push_back(match message {
+                            Message::Text(p) => Event::Text(p.to_vec()),
+                            Message::Binary(p) => Event::Binary(p.to_vec()),
+                            Message::Ping(p) => Event::Ping(p.to_vec()),
+                            Message::Pong(p) => Event::Pong(p.to_vec()),
+                            Message::Close(frame) => Event::Close(frame.code, frame.reason.to_string()),
+                        });
+                    }
+                }
+                continue;
+            }
+            let mut buffer = vec![0u8; 1 << 16];
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return Event::Eof,
+                Ok(n) => self.pending.extend_from_slice(&buffer[..n]),
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return Event::Eof,
+                Err(error) => panic!("read failed: {error}"),
+            }
+        }
+    }
+
+    /// Reads until a close frame, returning its code; asserts the TCP
+    /// connection then ends.
+    pub fn expect_close(&mut self) -> Option<u16> {
+        loop {
+            match self.next() {
+                Event::Close(code, _) => {
+                    return code;
+                }
+                Event::Eof => panic!("connection ended without a close frame"),
+                _ => {}
+            }
+        }
+    }
+
+    /// After a close, the server closes TCP.
+    pub fn expect_eof(&mut self) {
+        loop {
+            match self.next() {
+                Event::Eof => return,
+                Event::Close(..) => {}
+                other => panic!("expected EOF, got {other:?}"),
+            }
+        }
+    }
+}
+
+/// Sends a raw HTTP request and returns the full response text (until EOF).
+pub fn http_exchange(address: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream.write_all(request).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into()
+}
+
+/// Builds a masked frame by hand (for invalid frames the codec won't write).
+pub fn raw_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![first_byte];
+    let length = payload.len();
+    if length < 126 {
+        out.push(0x80 | length as u8);
+    } else if length < 65536 {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(length as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(length as u64).to_be_bytes());
+    }
+    out.extend_from_slice(&MASK);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    out
+}
