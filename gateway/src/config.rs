@@ -19,7 +19,7 @@ pub enum Mode {
     Relay,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub gateway: GatewayConfig,
@@ -59,12 +59,6 @@ pub struct LimitsConfig {
     pub frame_timeout_ms: u64,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config { gateway: GatewayConfig::default(), limits: LimitsConfig::default() }
-    }
-}
-
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
@@ -100,19 +94,28 @@ impl Default for LimitsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: key `{key}`: {reason}")]
-    Invalid { path: String, key: &'static str, reason: String },
+    Invalid {
+        path: String,
+        key: &'static str,
+        reason: String,
+    },
 }
 
 impl Config {
     /// Reads, parses and validates a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let display = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: display.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: display.clone(),
+            source,
+        })?;
         Config::parse(&text, &display)
     }
 
@@ -144,18 +147,27 @@ impl Config {
             ));
         }
         if gateway.shards > 1024 {
-            return Err(invalid("gateway.shards", format!("{} is more than 1024", gateway.shards)));
+            return Err(invalid(
+                "gateway.shards",
+                format!("{} is more than 1024", gateway.shards),
+            ));
         }
         if !gateway.recv_buffers.is_power_of_two() || gateway.recv_buffers > 32_768 {
             return Err(invalid(
                 "gateway.recv_buffers",
-                format!("{} must be a power of two from 1 to 32768", gateway.recv_buffers),
+                format!(
+                    "{} must be a power of two from 1 to 32768",
+                    gateway.recv_buffers
+                ),
             ));
         }
         if !(512..=1 << 20).contains(&gateway.recv_buffer_bytes) {
             return Err(invalid(
                 "gateway.recv_buffer_bytes",
-                format!("{} must be between 512 and 1048576", gateway.recv_buffer_bytes),
+                format!(
+                    "{} must be between 512 and 1048576",
+                    gateway.recv_buffer_bytes
+                ),
             ));
         }
         for protocol in &gateway.subprotocols {
@@ -169,16 +181,24 @@ impl Config {
         if limits.max_header_bytes != 0 && limits.max_header_bytes < 256 {
             return Err(invalid(
                 "limits.max_header_bytes",
-                format!("{} is too small for any upgrade request (min 256)", limits.max_header_bytes),
+                format!(
+                    "{} is too small for any upgrade request (min 256)",
+                    limits.max_header_bytes
+                ),
             ));
         }
         if limits.max_write_queue_bytes != 0 && limits.max_write_queue_bytes < 256 {
             return Err(invalid(
                 "limits.max_write_queue_bytes",
-                format!("{} is too small to hold a close frame (min 256)", limits.max_write_queue_bytes),
+                format!(
+                    "{} is too small to hold a close frame (min 256)",
+                    limits.max_write_queue_bytes
+                ),
             ));
         }
-        let largest_message = limits.max_text_message_bytes.max(limits.max_binary_message_bytes);
+        let largest_message = limits
+            .max_text_message_bytes
+            .max(limits.max_binary_message_bytes);
         if limits.max_write_queue_bytes != 0
             && (largest_message == 0 || limits.max_write_queue_bytes < largest_message + 14)
         {
@@ -188,7 +208,11 @@ impl Config {
                     "{} cannot hold one message of the largest allowed size ({}) plus its \
                      frame header, so such messages could never be delivered",
                     limits.max_write_queue_bytes,
-                    if largest_message == 0 { "unlimited".to_string() } else { largest_message.to_string() }
+                    if largest_message == 0 {
+                        "unlimited".to_string()
+                    } else {
+                        largest_message.to_string()
+                    }
                 ),
             ));
         }
@@ -216,10 +240,14 @@ fn is_http_token_byte(byte: u8) -> bool {
 /// dotted key at the error's position and put it first.
 fn describe_toml_error(error: &toml::de::Error, text: &str) -> String {
     let message = error.message().trim();
-    let Some(span) = error.span() else { return message.to_string() };
+    let Some(span) = error.span() else {
+        return message.to_string();
+    };
     let before = &text[..span.start.min(text.len())];
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
     let line = &text[line_start..line_end];
     let table = before[..line_start]
         .lines()
@@ -270,18 +298,27 @@ mod tests {
         let error = Config::parse("[gateway]\nlisten = \"nowhere\"\n", "test").unwrap_err();
         assert!(error.to_string().contains("listen") || error.to_string().contains("address"));
         let error = Config::parse("[limits]\nidle_timeout_ms = -1\n", "test").unwrap_err();
-        assert!(error.to_string().contains("key `limits.idle_timeout_ms`"), "{error}");
+        assert!(
+            error.to_string().contains("key `limits.idle_timeout_ms`"),
+            "{error}"
+        );
     }
 
     #[test]
     fn relations_are_checked() {
-        let error =
-            Config::parse("[limits]\nping_interval_ms = 70000\n", "test").unwrap_err().to_string();
+        let error = Config::parse("[limits]\nping_interval_ms = 70000\n", "test")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("limits.ping_interval_ms"), "{error}");
         let error = Config::parse("[gateway]\nrecv_buffers = 1000\n", "test").unwrap_err();
         assert!(error.to_string().contains("gateway.recv_buffers"));
         let error = Config::parse("[limits]\nmax_binary_message_bytes = 2000000\n", "test");
-        assert!(error.unwrap_err().to_string().contains("limits.max_write_queue_bytes"));
+        assert!(
+            error
+                .unwrap_err()
+                .to_string()
+                .contains("limits.max_write_queue_bytes")
+        );
         let error = Config::parse("[gateway]\nsubprotocols = [\"a b\"]\n", "test").unwrap_err();
         assert!(error.to_string().contains("gateway.subprotocols"));
     }

@@ -7,7 +7,9 @@ use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn write(level: &str, event: &str, message: &str) {
-    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let line = format!(
         "{{\"ts\":{timestamp:.3},\"level\":\"{level}\",\"event\":\"{event}\",\"msg\":{}}}\n",
         json_string(message)
@@ -47,6 +49,9 @@ fn json_string(text: &str) -> String {
 mod tests {
     #[test]
     fn strings_are_escaped() {
-        assert_eq!(super::json_string("a\"b\\c\nd\u{1}"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+        assert_eq!(
+            super::json_string("a\"b\\c\nd\u{1}"),
+            "\"a\\\"b\\\\c\\nd\\u0001\""
+        );
     }
 }

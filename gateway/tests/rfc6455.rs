@@ -22,7 +22,11 @@ fn echoes_text_and_binary_of_many_sizes() {
         assert_eq!(client.next(), Event::Text(text), "text of {size} bytes");
         let binary: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         client.send(OpCode::Binary, &binary);
-        assert_eq!(client.next(), Event::Binary(binary), "binary of {size} bytes");
+        assert_eq!(
+            client.next(),
+            Event::Binary(binary),
+            "binary of {size} bytes"
+        );
     }
     client.send(OpCode::Close, &1000u16.to_be_bytes());
     assert_eq!(client.expect_close(), Some(1000));
@@ -36,7 +40,12 @@ fn pipelined_messages_keep_order_and_boundaries() {
     let mut burst = Vec::new();
     for i in 0..500u32 {
         let mut frame = Vec::new();
-        ringgate_wscodec::write_frame(&mut frame, OpCode::Text, i.to_string().as_bytes(), Some(common::MASK));
+        ringgate_wscodec::write_frame(
+            &mut frame,
+            OpCode::Text,
+            i.to_string().as_bytes(),
+            Some(common::MASK),
+        );
         burst.extend_from_slice(&frame);
     }
     client.send_raw(&burst);
@@ -54,7 +63,10 @@ fn frames_split_byte_by_byte_are_reassembled() {
         client.send_raw(std::slice::from_ref(byte));
         std::thread::sleep(Duration::from_millis(1));
     }
-    assert_eq!(client.next(), Event::Text("Hello-µ@ßöäüàá-UTF-8!!".as_bytes().to_vec()));
+    assert_eq!(
+        client.next(),
+        Event::Text("Hello-µ@ßöäüàá-UTF-8!!".as_bytes().to_vec())
+    );
 }
 
 #[test]
@@ -91,7 +103,12 @@ fn expect_protocol_close(bytes: &[u8], code: u16, toml: &str) {
     let gateway = Gateway::start(toml);
     let mut client = gateway.connect();
     client.send_raw(bytes);
-    assert_eq!(client.expect_close(), Some(code), "for bytes {:02x?}", &bytes[..bytes.len().min(16)]);
+    assert_eq!(
+        client.expect_close(),
+        Some(code),
+        "for bytes {:02x?}",
+        &bytes[..bytes.len().min(16)]
+    );
     client.expect_eof();
     // The gateway keeps serving others.
     let mut other = gateway.connect();
@@ -134,7 +151,17 @@ fn continuation_rules_are_1002() {
 
 #[test]
 fn invalid_utf8_is_1007_and_fails_fast() {
-    expect_protocol_close(&raw_frame(0x81, &[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80, 0x65, 0x64, 0x69, 0x74, 0x65, 0x64]), 1007, "");
+    expect_protocol_close(
+        &raw_frame(
+            0x81,
+            &[
+                0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80,
+                0x65, 0x64, 0x69, 0x74, 0x65, 0x64,
+            ],
+        ),
+        1007,
+        "",
+    );
     // Fail fast: the first fragment is already invalid; no final fragment sent.
     let gateway = Gateway::start("");
     let mut client = gateway.connect();
@@ -158,7 +185,9 @@ fn valid_utf8_split_across_fragments_is_accepted() {
 #[test]
 fn close_handshake_rules() {
     // A valid code is echoed.
-    for code in [1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999] {
+    for code in [
+        1000u16, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 3999, 4000, 4999,
+    ] {
         let gateway = Gateway::start("");
         let mut client = gateway.connect();
         let mut payload = code.to_be_bytes().to_vec();
@@ -174,10 +203,22 @@ fn close_handshake_rules() {
     assert_eq!(client.expect_close(), None);
     // One-byte payload, invalid codes and invalid UTF-8 reasons: 1002.
     expect_protocol_close(&raw_frame(0x88, &[0x03]), 1002, "");
-    for code in [0u16, 999, 1004, 1005, 1006, 1012, 1016, 1100, 2000, 2999, 5000, 65535] {
+    for code in [
+        0u16, 999, 1004, 1005, 1006, 1012, 1016, 1100, 2000, 2999, 5000, 65535,
+    ] {
         expect_protocol_close(&raw_frame(0x88, &code.to_be_bytes()), 1002, "");
     }
-    expect_protocol_close(&raw_frame(0x88, &[0x03, 0xe8, 0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80]), 1002, "");
+    expect_protocol_close(
+        &raw_frame(
+            0x88,
+            &[
+                0x03, 0xe8, 0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed,
+                0xa0, 0x80,
+            ],
+        ),
+        1002,
+        "",
+    );
 }
 
 #[test]
@@ -265,14 +306,70 @@ fn invalid_upgrades_get_http_errors() {
         "Sec-WebSocket-Version: 13",
     ];
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        ({ let mut l = good.to_vec(); l[0] = "POST / HTTP/1.1"; l }, "HTTP/1.1 405"),
-        ({ let mut l = good.to_vec(); l[0] = "GET / HTTP/1.0"; l }, "HTTP/1.1 400"),
-        ({ let mut l = good.to_vec(); l.remove(1); l }, "HTTP/1.1 400"),
-        ({ let mut l = good.to_vec(); l.remove(2); l }, "HTTP/1.1 426"),
-        ({ let mut l = good.to_vec(); l[3] = "Connection: keep-alive"; l }, "HTTP/1.1 400"),
-        ({ let mut l = good.to_vec(); l[4] = "Sec-WebSocket-Key: c2hvcnQ="; l }, "HTTP/1.1 400"),
-        ({ let mut l = good.to_vec(); l[5] = "Sec-WebSocket-Version: 8"; l }, "HTTP/1.1 426"),
-        ({ let mut l = good.to_vec(); l.remove(5); l }, "HTTP/1.1 426"),
+        (
+            {
+                let mut l = good.to_vec();
+                l[0] = "POST / HTTP/1.1";
+                l
+            },
+            "HTTP/1.1 405",
+        ),
+        (
+            {
+                let mut l = good.to_vec();
+                l[0] = "GET / HTTP/1.0";
+                l
+            },
+            "HTTP/1.1 400",
+        ),
+        (
+            {
+                let mut l = good.to_vec();
+                l.remove(1);
+                l
+            },
+            "HTTP/1.1 400",
+        ),
+        (
+            {
+                let mut l = good.to_vec();
+                l.remove(2);
+                l
+            },
+            "HTTP/1.1 426",
+        ),
+        (
+            {
+                let mut l = good.to_vec();
+                l[3] = "Connection: keep-alive";
+                l
+            },
+            "HTTP/1.1 400",
+        ),
+        (
+            {
+                let mut l = good.to_vec();
+                l[4] = "Sec-WebSocket-Key: c2hvcnQ=";
+                l
+            },
+            "HTTP/1.1 400",
+        ),
+        (
+            {
+                let mut l = good.to_vec();
+                l[5] = "Sec-WebSocket-Version: 8";
+                l
+            },
+            "HTTP/1.1 426",
+        ),
+        (
+            {
+                let mut l = good.to_vec();
+                l.remove(5);
+                l
+            },
+            "HTTP/1.1 426",
+        ),
     ];
     for (lines, status) in cases {
         let response = http_exchange(gateway.address, &request_with(&lines));
@@ -306,8 +403,23 @@ fn oversized_request_head_is_431() {
 #[test]
 fn subprotocol_is_selected_from_the_configured_list() {
     let gateway = Gateway::start("[gateway]\nsubprotocols = [\"chat.v2\", \"chat.v1\"]\n");
-    let client = common::Client::connect(gateway.address, "/", &[("Sec-WebSocket-Protocol", "other, chat.v1, chat.v2")]);
-    assert!(client.response_head.contains("Sec-WebSocket-Protocol: chat.v1"), "{}", client.response_head);
-    let client = common::Client::connect(gateway.address, "/", &[("Sec-WebSocket-Protocol", "nope")]);
-    assert!(!client.response_head.contains("Sec-WebSocket-Protocol"), "{}", client.response_head);
+    let client = common::Client::connect(
+        gateway.address,
+        "/",
+        &[("Sec-WebSocket-Protocol", "other, chat.v1, chat.v2")],
+    );
+    assert!(
+        client
+            .response_head
+            .contains("Sec-WebSocket-Protocol: chat.v1"),
+        "{}",
+        client.response_head
+    );
+    let client =
+        common::Client::connect(gateway.address, "/", &[("Sec-WebSocket-Protocol", "nope")]);
+    assert!(
+        !client.response_head.contains("Sec-WebSocket-Protocol"),
+        "{}",
+        client.response_head
+    );
 }

@@ -74,12 +74,15 @@ impl Settings {
                 buffer_size: config.gateway.recv_buffer_bytes,
                 ..RingConfig::default()
             },
-            pool_buffers: 1024,
+            pool_buffers: 256,
         }
     }
 
     pub fn handshake(&self) -> HandshakeConfig<'_> {
-        HandshakeConfig { max_header_bytes: self.max_header_bytes, subprotocols: &self.subprotocols }
+        HandshakeConfig {
+            max_header_bytes: self.max_header_bytes,
+            subprotocols: &self.subprotocols,
+        }
     }
 }
 
@@ -101,7 +104,11 @@ impl Control {
 }
 
 fn bind_listener(address: SocketAddr) -> io::Result<Socket> {
-    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     // Accepted sockets inherit TCP_NODELAY from the listener.
@@ -119,7 +126,11 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
     sys::ignore_sigpipe();
     let file_limit = sys::raise_nofile_limit().context("reading the open-file limit")?;
     let cpus = sys::allowed_cpus();
-    let shards = if config.gateway.shards == 0 { cpus.len().max(1) } else { config.gateway.shards };
+    let shards = if config.gateway.shards == 0 {
+        cpus.len().max(1)
+    } else {
+        config.gateway.shards
+    };
     let settings = Arc::new(Settings::from_config(config, shards, file_limit));
 
     // The first bind resolves port 0; the others join its SO_REUSEPORT group.
@@ -141,8 +152,11 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
     for (index, listener) in listeners.into_iter().enumerate() {
         let wake = Arc::new(WakeFd::new().context("creating an eventfd")?);
         wakes.push(Arc::clone(&wake));
-        let (settings, control, ready) =
-            (Arc::clone(&settings), Arc::clone(&control), ready_sender.clone());
+        let (settings, control, ready) = (
+            Arc::clone(&settings),
+            Arc::clone(&control),
+            ready_sender.clone(),
+        );
         let cpu = cpus.get(index % cpus.len().max(1)).copied();
         let thread = std::thread::Builder::new()
             .name(format!("shard-{index}"))
@@ -177,8 +191,10 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
     };
     log::info(
         "listening",
-        &format!("listening on {address} ({shards} shards, {mode} mode, up to {} connections per shard)",
-            settings.max_connections_per_shard),
+        &format!(
+            "listening on {address} ({shards} shards, {mode} mode, up to {} connections per shard)",
+            settings.max_connections_per_shard
+        ),
     );
     // Scripts and tests wait for this exact line on stdout.
     println!("ringgate listening on {address}");
@@ -201,22 +217,30 @@ fn watch_signals(control: Arc<Control>, wakes: Vec<Arc<WakeFd>>) -> anyhow::Resu
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
         .context("installing signal handlers")?;
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        let mut seen = 0;
-        for signal in signals.forever() {
-            seen += 1;
-            if seen > 1 {
-                log::warn("forced_exit", "second signal: exiting without waiting for the drain");
-                std::process::exit(1);
-            }
-            log::info("draining", &format!("signal {signal}: draining connections"));
-            control.begin_drain();
-            for wake in &wakes {
-                if let Err(error) = wake.wake() {
-                    log::error("wake_failed", &format!("could not wake a shard: {error}"));
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            let mut seen = 0;
+            for signal in signals.forever() {
+                seen += 1;
+                if seen > 1 {
+                    log::warn(
+                        "forced_exit",
+                        "second signal: exiting without waiting for the drain",
+                    );
+                    std::process::exit(1);
+                }
+                log::info(
+                    "draining",
+                    &format!("signal {signal}: draining connections"),
+                );
+                control.begin_drain();
+                for wake in &wakes {
+                    if let Err(error) = wake.wake() {
+                        log::error("wake_failed", &format!("could not wake a shard: {error}"));
+                    }
                 }
             }
-        }
-    })?;
+        })?;
     Ok(())
 }

@@ -159,8 +159,11 @@ impl Conn {
             Phase::Handshaking => after(self.phase_tick, deadlines.handshake),
             Phase::Closing => after(self.phase_tick, deadlines.close_linger),
             Phase::Open => {
-                let frame =
-                    if self.frame_tick != 0 { after(self.frame_tick, deadlines.frame) } else { None };
+                let frame = if self.frame_tick != 0 {
+                    after(self.frame_tick, deadlines.frame)
+                } else {
+                    None
+                };
                 let quiet = if deadlines.ping != 0 && !self.has(flag::PING_SENT) {
                     after(self.last_receive_tick, deadlines.ping)
                 } else {
@@ -188,7 +191,8 @@ impl Conn {
                     Due::FrameTimeout
                 } else if passed(self.last_receive_tick, deadlines.idle) {
                     Due::IdleTimeout
-                } else if !self.has(flag::PING_SENT) && passed(self.last_receive_tick, deadlines.ping)
+                } else if !self.has(flag::PING_SENT)
+                    && passed(self.last_receive_tick, deadlines.ping)
                 {
                     Due::SendPing
                 } else {
@@ -204,8 +208,13 @@ impl Conn {
 mod tests {
     use super::*;
 
-    const DEADLINES: Deadlines =
-        Deadlines { handshake: 50, frame: 100, ping: 200, idle: 600, close_linger: 30 };
+    const DEADLINES: Deadlines = Deadlines {
+        handshake: 50,
+        frame: 100,
+        ping: 200,
+        idle: 600,
+        close_linger: 30,
+    };
 
     #[test]
     fn an_idle_connection_is_small() {
@@ -213,6 +222,7 @@ mod tests {
         // entry is most of it.
         let size = std::mem::size_of::<Conn>();
         assert!(size <= 192, "Conn grew to {size} bytes");
+        eprintln!("size_of::<Conn>() = {size}");
     }
 
     #[test]
@@ -250,7 +260,13 @@ mod tests {
 
     #[test]
     fn zero_turns_a_deadline_off() {
-        let off = Deadlines { handshake: 0, frame: 0, ping: 0, idle: 0, close_linger: 0 };
+        let off = Deadlines {
+            handshake: 0,
+            frame: 0,
+            ping: 0,
+            idle: 0,
+            close_linger: 0,
+        };
         let mut conn = Conn::free();
         conn.open(3, 0);
         assert_eq!(conn.next_deadline(&off), None);

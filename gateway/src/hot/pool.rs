@@ -15,13 +15,19 @@ pub struct BufferPool {
 impl BufferPool {
     /// `keep_max`: how many idle buffers the pool holds at most.
     pub fn new(keep_max: usize) -> BufferPool {
-        BufferPool { free: Vec::with_capacity(keep_max), keep_max }
+        BufferPool {
+            free: Vec::with_capacity(keep_max),
+            keep_max,
+        }
     }
 
     /// Makes sure `output` has a buffer behind it and returns it.
     pub fn fill<'a>(&mut self, output: &'a mut Vec<u8>) -> &'a mut Vec<u8> {
         if output.capacity() == 0 {
-            *output = self.free.pop().unwrap_or_else(|| Vec::with_capacity(NEW_CAPACITY));
+            *output = self
+                .free
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(NEW_CAPACITY));
         }
         output
     }

@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringgate_uring::{Completion, Ops, Token, Uring, sys::WakeFd};
-use ringgate_wscodec::handshake::{
-    parse_upgrade, write_accept_response, write_error_response,
-};
+use ringgate_wscodec::handshake::{parse_upgrade, write_accept_response, write_error_response};
 use ringgate_wscodec::{HandshakeError, Message, OpCode, write_close, write_frame};
 
 use super::conn::{Conn, Due, Phase, flag};
@@ -101,14 +99,22 @@ impl Shard {
     /// Runs until a drain completes (or times out). Returns the shard's
     /// counters.
     pub fn run(mut self) -> io::Result<ShardStats> {
-        let listener_fd = self.listener.as_ref().map(AsRawFd::as_raw_fd).expect("listener");
+        let listener_fd = self
+            .listener
+            .as_ref()
+            .map(AsRawFd::as_raw_fd)
+            .expect("listener");
         self.uring.ops.accept_multishot(listener_fd, LISTENER)?;
-        self.uring.ops.tick(Duration::from_millis(timer::TICK_MS), SHARD)?;
+        self.uring
+            .ops
+            .tick(Duration::from_millis(timer::TICK_MS), SHARD)?;
         self.uring.ops.wake_on(self.wake.raw(), SHARD)?;
         let mut drain_deadline = u32::MAX;
         loop {
             self.uring.ops.submit_and_wait(1)?;
-            self.uring.ops.drain(&mut self.uring.buffers, &mut self.completions);
+            self.uring
+                .ops
+                .drain(&mut self.uring.buffers, &mut self.completions);
             self.core.now = (self.started.elapsed().as_millis() as u64 / timer::TICK_MS) as u32;
             let mut completions = std::mem::take(&mut self.completions);
             for completion in completions.drain(..) {
@@ -133,7 +139,10 @@ impl Shard {
         }
         log::info(
             "shard_stopped",
-            &format!("shard {} stopped with {} connections open", self.index, self.core.live),
+            &format!(
+                "shard {} stopped with {} connections open",
+                self.index, self.core.live
+            ),
         );
         Ok(self.core.stats)
     }
@@ -155,7 +164,11 @@ impl Shard {
                     }
                 }
             }
-            Completion::Recv { token, result, more } => {
+            Completion::Recv {
+                token,
+                result,
+                more,
+            } => {
                 let Some(slot) = core.lookup(token) else {
                     if let Ok(Some(buffer)) = result {
                         buffers.recycle(buffer);
@@ -185,9 +198,12 @@ impl Shard {
                 }
                 core.close_if_done(ops, slot)?;
             }
-            Completion::Send { token, result, buffer, offset } => {
-                core.on_send(ops, token, result, buffer, offset)?
-            }
+            Completion::Send {
+                token,
+                result,
+                buffer,
+                offset,
+            } => core.on_send(ops, token, result, buffer, offset)?,
             Completion::Close { token, .. } => core.on_closed(token),
             Completion::Cancel { .. } => {}
             Completion::Tick { .. } => {
@@ -329,7 +345,8 @@ impl Core {
                         let Some(message) = message else { continue };
                         self.stats.messages_in += 1;
                         match message {
-                            Message::Text(_) | Message::Binary(_) | Message::Pong(_) if closing => {}
+                            Message::Text(_) | Message::Binary(_) | Message::Pong(_) if closing => {
+                            }
                             Message::Text(payload) => {
                                 write_frame(pool.fill(output), OpCode::Text, payload, None);
                                 self.stats.messages_out += 1;
@@ -357,7 +374,8 @@ impl Core {
         }
         if let Some(error) = failure {
             self.stats.count_protocol_error(error.close_code());
-            return Ok(self.close_with(slot, error.close_code(), false));
+            self.close_with(slot, error.close_code(), false);
+            return Ok(());
         }
         if let Some(code) = peer_close {
             self.on_peer_close(slot, code);
@@ -488,7 +506,9 @@ impl Core {
     }
 
     fn on_closed(&mut self, token: Token) {
-        let Some(slot) = self.lookup(token) else { return };
+        let Some(slot) = self.lookup(token) else {
+            return;
+        };
         let conn = &mut self.conns[slot];
         self.stats.count_close(conn.close_code);
         conn.phase = Phase::Free;
@@ -587,7 +607,9 @@ impl Core {
     /// already in the wheel.
     fn arm(&mut self, slot: usize) {
         let conn = &mut self.conns[slot];
-        let Some(due) = conn.next_deadline(&self.settings.deadlines) else { return };
+        let Some(due) = conn.next_deadline(&self.settings.deadlines) else {
+            return;
+        };
         if conn.timer_due == 0 || due < conn.timer_due {
             conn.timer_due = due.max(self.now + 1);
             self.wheel.schedule(Entry {

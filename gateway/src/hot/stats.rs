@@ -49,7 +49,10 @@ impl ShardStats {
         let maps = [
             (&mut self.refused_by_status, &other.refused_by_status),
             (&mut self.closed_by_code, &other.closed_by_code),
-            (&mut self.protocol_errors_by_code, &other.protocol_errors_by_code),
+            (
+                &mut self.protocol_errors_by_code,
+                &other.protocol_errors_by_code,
+            ),
         ];
         for (into, from) in maps {
             for (key, value) in from {

@@ -30,7 +30,10 @@ impl TimerWheel {
     /// further out wrap and stay until their own tick.
     pub fn new(slot_count: usize, now: u32) -> TimerWheel {
         assert!(slot_count.is_power_of_two());
-        TimerWheel { slots: (0..slot_count).map(|_| Vec::new()).collect(), now }
+        TimerWheel {
+            slots: (0..slot_count).map(|_| Vec::new()).collect(),
+            now,
+        }
     }
 
     /// Schedules `entry` at `entry.due`, clamped to the next tick.
@@ -72,6 +75,10 @@ impl TimerWheel {
     pub fn len(&self) -> usize {
         self.slots.iter().map(Vec::len).sum()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.iter().all(Vec::is_empty)
+    }
 }
 
 /// Converts milliseconds to whole ticks, rounding up (a deadline never fires
@@ -85,7 +92,11 @@ mod tests {
     use super::*;
 
     fn entry(slot: u32, due: u32) -> Entry {
-        Entry { slot, generation: 0, due }
+        Entry {
+            slot,
+            generation: 0,
+            due,
+        }
     }
 
     #[test]

@@ -134,9 +134,7 @@ impl BufRing {
         // this id and `recycle`, so the kernel does not write this range now;
         // the range lies inside the data mapping (asserted above); the
         // returned borrow is tied to `&mut self`, so no two slices alias.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.data.as_ptr().add(offset), buffer.len())
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.data.as_ptr().add(offset), buffer.len()) }
     }
 
     /// Gives a lent buffer back to the ring (visible to the kernel after

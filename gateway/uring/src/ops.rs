@@ -64,7 +64,12 @@ pub struct RingConfig {
 
 impl Default for RingConfig {
     fn default() -> Self {
-        RingConfig { sq_entries: 4096, cq_entries: 16384, buffer_count: 2048, buffer_size: 4096 }
+        RingConfig {
+            sq_entries: 4096,
+            cq_entries: 16384,
+            buffer_count: 2048,
+            buffer_size: 4096,
+        }
     }
 }
 
@@ -73,16 +78,32 @@ impl Default for RingConfig {
 pub enum Completion {
     /// A multishot accept produced a socket (or failed). `more == false`
     /// means the multishot ended and must be re-armed.
-    Accept { token: Token, result: io::Result<RawFd>, more: bool },
+    Accept {
+        token: Token,
+        result: io::Result<RawFd>,
+        more: bool,
+    },
     /// A multishot recv produced data (`Ok(Some)`), end of stream
     /// (`Ok(None)`), or an error (ENOBUFS: the buffer ring ran dry; nothing is
     /// lost, the data stays in the socket until the recv is re-armed).
-    Recv { token: Token, result: io::Result<Option<RecvBuffer>>, more: bool },
+    Recv {
+        token: Token,
+        result: io::Result<Option<RecvBuffer>>,
+        more: bool,
+    },
     /// A send finished: `result` is bytes written (may be short); the buffer
     /// comes back so the caller can resubmit the rest or reuse it.
-    Send { token: Token, result: io::Result<usize>, buffer: Vec<u8>, offset: usize },
+    Send {
+        token: Token,
+        result: io::Result<usize>,
+        buffer: Vec<u8>,
+        offset: usize,
+    },
     /// A close finished.
-    Close { token: Token, result: io::Result<()> },
+    Close {
+        token: Token,
+        result: io::Result<()>,
+    },
     /// A cancel request finished (its target completes separately).
     Cancel { token: Token },
     /// The tick timeout fired; re-arm with [`Ops::tick`].
@@ -113,23 +134,27 @@ pub fn probe_io_uring() -> Result<(), String> {
         .ok()
         .and_then(|text| text.trim().parse::<u32>().ok())
         .unwrap_or(0);
-    match IoUring::new(8) {
-        Ok(_) => Ok(()),
-        Err(error) => Err(match (error.raw_os_error(), disabled) {
-            (Some(libc::EPERM), 1) | (Some(libc::EPERM), 2) => format!(
-                "io_uring is disabled on this host (/proc/sys/kernel/io_uring_disabled = {disabled}); \
-                 ringgate needs it: run `sysctl -w kernel.io_uring_disabled=0` \
-                 (or add this user to kernel.io_uring_group)"
-            ),
-            (Some(libc::ENOSYS), _) => "io_uring is not available: the kernel lacks it or a \
-                 seccomp filter blocks io_uring_setup (containers often do); ringgate needs \
-                 io_uring (Linux 6.1 or newer)"
-                .to_string(),
-            (Some(libc::EPERM), _) => "io_uring_setup was refused (EPERM): a seccomp filter or \
-                 LSM blocks io_uring here; ringgate needs io_uring"
-                .to_string(),
-            _ => format!("io_uring could not be set up: {error}"),
-        }),
+    IoUring::new(8)
+        .map(drop)
+        .map_err(|error| explain_setup_error(&error, disabled))
+}
+
+/// Turns an io_uring_setup failure into advice an operator can act on.
+fn explain_setup_error(error: &io::Error, disabled: u32) -> String {
+    match (error.raw_os_error(), disabled) {
+        (Some(libc::EPERM), 1 | 2) => format!(
+            "io_uring is disabled on this host (/proc/sys/kernel/io_uring_disabled = {disabled}); \
+             ringgate needs it: run `sysctl -w kernel.io_uring_disabled=0` \
+             (or, with 1, add this user to kernel.io_uring_group)"
+        ),
+        (Some(libc::ENOSYS), _) => "io_uring is not available: the kernel lacks it or a \
+             seccomp filter blocks io_uring_setup (containers often do); ringgate needs \
+             io_uring (Linux 6.1 or newer)"
+            .to_string(),
+        (Some(libc::EPERM), _) => "io_uring_setup was refused (EPERM): a seccomp filter or \
+             LSM blocks io_uring here; ringgate needs io_uring"
+            .to_string(),
+        _ => format!("io_uring could not be set up: {error}"),
     }
 }
 
@@ -162,7 +187,9 @@ impl Ops {
                         wake_value: Box::new(0),
                     });
                 }
-                Err(error) if error.raw_os_error() == Some(libc::EINVAL) => last_error = Some(error),
+                Err(error) if error.raw_os_error() == Some(libc::EINVAL) => {
+                    last_error = Some(error)
+                }
                 Err(error) => return Err(error),
             }
         }
@@ -179,7 +206,11 @@ impl Ops {
         group: u16,
     ) -> io::Result<()> {
         // SAFETY: forwarded from this function's contract.
-        unsafe { self.ring.submitter().register_buf_ring_with_flags(ring_addr, count, group, 0) }
+        unsafe {
+            self.ring
+                .submitter()
+                .register_buf_ring_with_flags(ring_addr, count, group, 0)
+        }
     }
 
     /// Queues an entry, flushing the submission queue to the kernel first if
@@ -236,7 +267,11 @@ impl Ops {
                 (self.sends.len() - 1) as u32
             }
         };
-        self.sends[slot as usize] = Some(InFlightSend { token, buffer, offset });
+        self.sends[slot as usize] = Some(InFlightSend {
+            token,
+            buffer,
+            offset,
+        });
         let entry = opcode::Send::new(types::Fd(fd), pointer, length)
             .flags(libc::MSG_NOSIGNAL)
             .build()
@@ -246,7 +281,9 @@ impl Ops {
 
     /// Closes a file descriptor.
     pub fn close(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
-        let entry = opcode::Close::new(types::Fd(fd)).build().user_data(user_data(Kind::Close, token));
+        let entry = opcode::Close::new(types::Fd(fd))
+            .build()
+            .user_data(user_data(Kind::Close, token));
         self.push(entry)
     }
 
@@ -307,14 +344,19 @@ impl Ops {
         let mut completion_queue = self.ring.completion();
         completion_queue.sync();
         for entry in &mut completion_queue {
-            let (kind, token) = (Kind::from_user_data(entry.user_data()), entry.user_data() & TOKEN_MASK);
+            let (kind, token) = (
+                Kind::from_user_data(entry.user_data()),
+                entry.user_data() & TOKEN_MASK,
+            );
             let result = entry.result();
             let flags = entry.flags();
             let more = cqueue::more(flags);
             let completion = match kind {
-                Some(Kind::Accept) => {
-                    Completion::Accept { token, result: errno_or(result, |fd| fd), more }
-                }
+                Some(Kind::Accept) => Completion::Accept {
+                    token,
+                    result: errno_or(result, |fd| fd),
+                    more,
+                },
                 Some(Kind::Recv) => {
                     let buffer = cqueue::buffer_select(flags)
                         .map(|id| buffers.lend(id, result.max(0) as u32));
@@ -327,11 +369,19 @@ impl Ops {
                         (n, None) if n > 0 => Err(io::Error::other("recv data without a buffer")),
                         (n, None) => errno_or(n, |_| None),
                     };
-                    Completion::Recv { token, result, more }
+                    Completion::Recv {
+                        token,
+                        result,
+                        more,
+                    }
                 }
                 Some(Kind::Send) => {
                     let slot = token as usize;
-                    let InFlightSend { token, buffer, offset } = self.sends[slot]
+                    let InFlightSend {
+                        token,
+                        buffer,
+                        offset,
+                    } = self.sends[slot]
                         .take()
                         .expect("send completion for an empty slot");
                     self.free_sends.push(slot as u32);
@@ -342,7 +392,10 @@ impl Ops {
                         offset,
                     }
                 }
-                Some(Kind::Close) => Completion::Close { token, result: errno_or(result, |_| ()) },
+                Some(Kind::Close) => Completion::Close {
+                    token,
+                    result: errno_or(result, |_| ()),
+                },
                 Some(Kind::Cancel) => Completion::Cancel { token },
                 Some(Kind::Tick) => Completion::Tick { token },
                 Some(Kind::Wake) => Completion::Wake { token },
@@ -367,5 +420,36 @@ impl Drop for Ops {
 }
 
 fn errno_or<T>(result: i32, ok: impl FnOnce(i32) -> T) -> io::Result<T> {
-    if result < 0 { Err(io::Error::from_raw_os_error(-result)) } else { Ok(ok(result)) }
+    if result < 0 {
+        Err(io::Error::from_raw_os_error(-result))
+    } else {
+        Ok(ok(result))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn setup_failures_name_their_cause() {
+        let eperm = io::Error::from_raw_os_error(libc::EPERM);
+        let text = explain_setup_error(&eperm, 2);
+        assert!(
+            text.contains("io_uring_disabled = 2") && text.contains("sysctl"),
+            "{text}"
+        );
+        let text = explain_setup_error(&eperm, 0);
+        assert!(text.contains("seccomp"), "{text}");
+        let enosys = io::Error::from_raw_os_error(libc::ENOSYS);
+        assert!(explain_setup_error(&enosys, 0).contains("not available"));
+    }
+
+    #[test]
+    fn user_data_keeps_kind_and_token_apart() {
+        let data = user_data(Kind::Send, TOKEN_MASK);
+        assert_eq!(Kind::from_user_data(data), Some(Kind::Send));
+        assert_eq!(data & TOKEN_MASK, TOKEN_MASK);
+        assert_eq!(Kind::from_user_data(0), None);
+    }
 }

@@ -40,7 +40,9 @@ pub fn allowed_cpus() -> Vec<usize> {
         return (0..std::thread::available_parallelism().map_or(1, usize::from)).collect();
     }
     // SAFETY: CPU_ISSET only reads the set, with cpu < CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
 }
 
 /// Pins the calling thread to one CPU.
@@ -60,7 +62,10 @@ pub fn pin_current_thread(cpu: usize) -> io::Result<()> {
 
 /// Raises the soft open-file limit to the hard limit; returns the new soft limit.
 pub fn raise_nofile_limit() -> io::Result<u64> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `limit` is a valid, writable rlimit.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(io::Error::last_os_error());
