@@ -1,0 +1,302 @@
+//! The coordinator: starts the workers (threads here, or `--procs` child
+//! processes), waits for the connections, opens the measurement window,
+//! samples the servers at its edges, prints progress, and writes the report.
+
+use std::io::Write as _;
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+
+use crate::cli::{ChildSlot, Scenario};
+use crate::procs::ChildWorkers;
+use crate::report::{self, RunFacts, ServerSamples};
+use crate::stats::Totals;
+use crate::sys::{self, now_ns};
+use crate::worker::control::{Progress, Window};
+use crate::worker::{LocalWorkers, thread::conn_state_bytes, thread_plans};
+
+const TICK_NS: u64 = 50_000_000;
+const PROGRESS_EVERY_NS: u64 = 1_000_000_000;
+/// Slack on top of the planned connect time before giving up on stragglers.
+const CONNECT_SLACK_NS: u64 = 30_000_000_000;
+/// How long after the drain the parent waits for worker processes' results.
+const RESULT_SLACK_NS: u64 = 30_000_000_000;
+/// Connect scenario: how long to wait for the last pongs after the hold.
+const PONG_DRAIN_NS: u64 = 1_000_000_000;
+/// File descriptors a process keeps for itself besides connections.
+const FDS_RESERVED: u64 = 64;
+
+enum Workers {
+    Local(LocalWorkers),
+    Children(ChildWorkers),
+}
+
+impl Workers {
+    fn progress(&mut self) -> Progress {
+        match self {
+            Workers::Local(w) => w.progress(),
+            Workers::Children(w) => w.progress(),
+        }
+    }
+
+    fn take_interval(&mut self) -> Histogram<u64> {
+        match self {
+            Workers::Local(w) => w.take_interval(),
+            Workers::Children(w) => w.take_interval(),
+        }
+    }
+
+    fn ready(&mut self) -> bool {
+        match self {
+            Workers::Local(w) => w.ready(),
+            Workers::Children(w) => w.ready(),
+        }
+    }
+
+    fn threads(&self) -> usize {
+        match self {
+            Workers::Local(w) => w.threads(),
+            Workers::Children(w) => w.threads(),
+        }
+    }
+
+    fn go(&mut self, window: Window) {
+        match self {
+            Workers::Local(w) => w.go(window),
+            Workers::Children(w) => w.go(window),
+        }
+    }
+
+    fn at_window_start(&mut self) {
+        if let Workers::Local(w) = self {
+            w.sample_cpu_start();
+        }
+    }
+
+    fn at_window_end(&mut self) {
+        if let Workers::Local(w) = self {
+            w.sample_cpu_end();
+        }
+    }
+
+    fn finish(self, window: Window) -> anyhow::Result<Totals> {
+        match self {
+            Workers::Local(w) => Ok(w.finish()),
+            Workers::Children(w) => w.finish(window.drain_end_ns + RESULT_SLACK_NS),
+        }
+    }
+}
+
+/// Prints a progress line each second on stderr (unless quiet).
+struct Ticker {
+    quiet: bool,
+    begun_ns: u64,
+    next_ns: u64,
+    last_ns: u64,
+    last_received: u64,
+}
+
+impl Ticker {
+    fn new(quiet: bool) -> Ticker {
+        let now = now_ns();
+        Ticker {
+            quiet,
+            begun_ns: now,
+            next_ns: now + PROGRESS_EVERY_NS,
+            last_ns: now,
+            last_received: 0,
+        }
+    }
+
+    fn maybe_print(&mut self, workers: &mut Workers, stage: &str) {
+        let now = now_ns();
+        if now < self.next_ns {
+            return;
+        }
+        self.next_ns = now + PROGRESS_EVERY_NS;
+        let progress = workers.progress();
+        let interval = workers.take_interval();
+        let seconds = (now - self.last_ns) as f64 / 1e9;
+        let rate = progress.received.saturating_sub(self.last_received) as f64 / seconds;
+        self.last_ns = now;
+        self.last_received = progress.received;
+        if self.quiet {
+            return;
+        }
+        let p99 = if interval.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{}us", interval.value_at_quantile(0.99))
+        };
+        eprintln!(
+            "[{:6.1}s] {stage:<10} open {:>8}  connects ok {:>8} failed {:>6}  msgs/s {:>10.0}  errors {:>6}  p99 {p99}",
+            (now - self.begun_ns) as f64 / 1e9,
+            progress.open,
+            progress.connects_ok,
+            progress.connects_failed,
+            rate,
+            progress.errors,
+        );
+    }
+
+    /// Sleeps until `deadline_ns`, printing progress meanwhile.
+    fn wait_until(&mut self, workers: &mut Workers, deadline_ns: u64, stage: &str) {
+        loop {
+            let now = now_ns();
+            if now >= deadline_ns {
+                return;
+            }
+            self.maybe_print(workers, stage);
+            sys::sleep_until(deadline_ns.min(now + TICK_NS));
+        }
+    }
+}
+
+fn sample_servers(
+    servers: &mut [ServerSamples],
+    pick: impl Fn(&mut ServerSamples) -> &mut Option<sys::ProcSample>,
+) {
+    for server in servers {
+        match sys::sample_process(server.pid) {
+            Ok(sample) => *pick(server) = Some(sample),
+            Err(e) => server.error = Some(format!("cannot sample: {e}")),
+        }
+    }
+}
+
+/// Warns when one process will need more descriptors than it may open.
+fn check_file_limit(scenario: &Scenario, file_limit: u64) {
+    let common = scenario.common();
+    let per_process = scenario.conns().div_ceil(u64::from(common.procs));
+    if per_process + FDS_RESERVED > file_limit {
+        let procs_needed = scenario
+            .conns()
+            .div_ceil(file_limit.saturating_sub(FDS_RESERVED).max(1));
+        eprintln!(
+            "loadgen: each process needs ~{} file descriptors but may open {file_limit}: \
+             use --procs {procs_needed} or more, or raise the hard limit ({})",
+            per_process + FDS_RESERVED,
+            crate::hints::FILE_LIMIT
+        );
+    }
+}
+
+pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
+    let common = scenario.common().clone();
+    let file_limit = sys::raise_file_limit();
+    check_file_limit(scenario, file_limit);
+    let machine = sys::machine();
+    let started_at = sys::rfc3339_utc(sys::unix_time_s());
+    let params = scenario_params(scenario);
+    let mut servers: Vec<ServerSamples> = common
+        .server_pid
+        .iter()
+        .map(|&pid| ServerSamples {
+            pid,
+            ..ServerSamples::default()
+        })
+        .collect();
+    sample_servers(&mut servers, |s| &mut s.before);
+
+    let mut workers = if common.procs > 1 {
+        Workers::Children(ChildWorkers::spawn(common.procs)?)
+    } else {
+        let plans = thread_plans(scenario, ChildSlot { index: 0, count: 1 }, !common.quiet);
+        Workers::Local(LocalWorkers::start(plans).context("cannot start worker threads")?)
+    };
+    let mut ticker = Ticker::new(common.quiet);
+
+    // Connect phase: bounded by the ramp, the handshake timeout and some slack.
+    let ramp_ns = match scenario {
+        Scenario::Connect(c) if c.rate.0 > 0.0 => (scenario.conns() as f64 / c.rate.0 * 1e9) as u64,
+        _ => 0,
+    };
+    let connect_deadline = now_ns() + ramp_ns + common.timeout.as_ns() + CONNECT_SLACK_NS;
+    while !workers.ready() {
+        if now_ns() >= connect_deadline {
+            eprintln!("loadgen: connections still pending at the connect deadline; going on");
+            break;
+        }
+        ticker.maybe_print(&mut workers, "connecting");
+        sys::sleep_until(now_ns() + TICK_NS);
+    }
+    let open_now = workers.progress().open;
+    for server in &mut servers {
+        server.open_at_after = open_now;
+    }
+    sample_servers(&mut servers, |s| &mut s.after_connect);
+
+    let go_ns = now_ns();
+    let window = match scenario {
+        Scenario::Echo(echo) => {
+            let start_ns = go_ns + common.warmup.as_ns();
+            let end_ns = start_ns + common.duration.as_ns();
+            Window {
+                go_ns,
+                start_ns,
+                end_ns,
+                drain_end_ns: end_ns + echo.drain.as_ns(),
+            }
+        }
+        Scenario::Connect(connect) => {
+            let end_ns = go_ns + connect.hold.as_ns();
+            let drain = if connect.ping_interval.is_some() {
+                PONG_DRAIN_NS
+            } else {
+                0
+            };
+            Window {
+                go_ns,
+                start_ns: go_ns,
+                end_ns,
+                drain_end_ns: end_ns + drain,
+            }
+        }
+    };
+    workers.go(window);
+    let (warm, hot) = match scenario {
+        Scenario::Echo(_) => ("warmup", "measuring"),
+        Scenario::Connect(_) => ("holding", "holding"),
+    };
+    ticker.wait_until(&mut workers, window.start_ns, warm);
+    sample_servers(&mut servers, |s| &mut s.window_start);
+    workers.at_window_start();
+    ticker.wait_until(&mut workers, window.end_ns, hot);
+    sample_servers(&mut servers, |s| &mut s.window_end);
+    workers.at_window_end();
+    let threads = workers.threads();
+    let totals = workers.finish(window)?;
+
+    let report = report::build(RunFacts {
+        scenario: scenario.name().into(),
+        params,
+        machine,
+        started_at,
+        window,
+        totals: totals.clone(),
+        servers,
+        procs: common.procs,
+        threads,
+        conn_state_bytes: conn_state_bytes(),
+    });
+    print!("{}", report::summary(&report));
+    std::io::stdout().flush().ok();
+    if let Some(path) = &common.json {
+        let text = serde_json::to_string_pretty(&report)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &common.hist_out {
+        std::fs::write(path, report::percentile_distribution(&totals.latency))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The parameters as the report shows them: the scenario's flags.
+fn scenario_params(scenario: &Scenario) -> serde_json::Value {
+    match scenario {
+        Scenario::Echo(a) => serde_json::to_value(a),
+        Scenario::Connect(a) => serde_json::to_value(a),
+    }
+    .unwrap_or(serde_json::Value::Null)
+}

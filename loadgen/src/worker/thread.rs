@@ -1,0 +1,941 @@
+//! One worker thread: an epoll (mio) event loop over its share of connections.
+//!
+//! Per loop turn: take the time once, do what is due (start connects, send
+//! scheduled messages, time out handshakes), then wait for readiness or the
+//! next deadline. Per readable connection: read everything into the thread's
+//! one read buffer, decode every frame, queue all replies, and send them in
+//! one `write`. Deadlines finer than epoll's millisecond timeout go through a
+//! timerfd so an open-loop schedule is kept to the microsecond.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use ringgate_wscodec::{
+    ClientHandshakeError, Limits, Message, OpCode, accept_key, client_key, parse_server_response,
+    write_client_request, write_frame,
+};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::os::fd::AsRawFd;
+
+use super::conn::{Conn, Phase};
+use super::control::{Control, ProgressDelta, Window};
+use crate::schedule::{Schedule, due_for_conn, latency_us, seq_of};
+use crate::stamp;
+use crate::stats::{ErrorReason, Totals, new_histogram};
+use crate::sys::{self, Timer, now_ns};
+
+const TIMER: Token = Token(usize::MAX - 1);
+/// Shared read buffer per thread; also bounds one read's worth of replies.
+const READ_BUFFER_BYTES: usize = 128 * 1024;
+/// Longest upgrade answer we accept before calling it garbage.
+const HANDSHAKE_HEAD_MAX_BYTES: usize = 16 * 1024;
+/// Open loop: stop materialising a connection's owed messages while this
+/// much is already queued for it; the rest goes out when it drains.
+const PENDING_BACKLOG_MAX_BYTES: usize = 1 << 20;
+const HOUSEKEEPING_NS: u64 = 50_000_000;
+const INTERVAL_PUBLISH_NS: u64 = 250_000_000;
+/// A thread that is ready but never told to go gives up after this.
+const GO_WAIT_MAX_NS: u64 = 600_000_000_000;
+const EVENTS_CAPACITY: usize = 1024;
+/// Largest message we send (`--size` is capped at 16 MiB) and so accept back.
+const ECHO_MESSAGE_MAX_BYTES: usize = 16 << 20;
+
+/// What a thread sends once its connections are open.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Traffic {
+    /// Hold connections, send nothing.
+    Idle,
+    /// Ping each connection once per interval, spread evenly.
+    Ping { interval_ns: u64 },
+    /// Keep `inflight` messages outstanding per connection.
+    ClosedLoop { inflight: u32 },
+    /// This thread's share of the total message rate, per second.
+    OpenLoop { rate: f64 },
+}
+
+#[derive(Debug, Clone)]
+pub struct ThreadPlan {
+    pub target: SocketAddr,
+    pub host: Arc<str>,
+    pub path: Arc<str>,
+    /// This process's source addresses (empty: let the kernel choose).
+    pub sources: Arc<[IpAddr]>,
+    /// The thread's `j`-th connection is process-local connection
+    /// `first_index + j * stride`; that index picks its source address.
+    pub first_index: u64,
+    pub stride: u64,
+    pub conns: usize,
+    /// New connections per second (0: as fast as `max_pending` allows).
+    pub connect_rate: f64,
+    pub max_pending: usize,
+    pub timeout_ns: u64,
+    pub cpu: Option<usize>,
+    pub seed: u64,
+    pub traffic: Traffic,
+    pub size: usize,
+    pub binary: bool,
+    pub track_interval: bool,
+}
+
+/// Runs one thread's share to completion and returns what it counted.
+pub fn run(plan: ThreadPlan, control: Arc<Control>) -> Totals {
+    if let Some(cpu) = plan.cpu
+        && let Err(e) = sys::pin_current_thread(cpu)
+    {
+        eprintln!("loadgen: cannot pin thread to CPU {cpu}: {e}");
+    }
+    let mut worker = match Worker::new(plan, Arc::clone(&control)) {
+        Ok(worker) => worker,
+        Err(e) => {
+            eprintln!("loadgen: worker thread cannot start: {e}");
+            control.mark_ready();
+            let mut totals = Totals::default();
+            totals.errors.insert(ErrorReason::from_io(&e).key(), 1);
+            return totals;
+        }
+    };
+    let mut events = Events::with_capacity(EVENTS_CAPACITY);
+    worker.run(&mut events);
+    worker.finish()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Connecting,
+    WaitGo,
+    Running,
+    Draining,
+}
+
+struct Worker {
+    plan: ThreadPlan,
+    control: Arc<Control>,
+    poll: Poll,
+    timer: Timer,
+    conns: Vec<Conn>,
+    read_buf: Box<[u8]>,
+    engine: Engine,
+    /// Next connection to start, and how many are connecting or handshaking.
+    next_to_start: usize,
+    pending: usize,
+    /// No connection below this index is still pending (timeout scan start).
+    pending_low: usize,
+    connect_schedule: Option<Schedule>,
+    /// Open loop or pings: the schedule, how much of it is done, and where it stops.
+    schedule: Option<Schedule>,
+    schedule_done: u64,
+    schedule_end: u64,
+}
+
+/// What frame handling touches besides the connection and the read buffer.
+struct Engine {
+    out: Vec<u8>,
+    payload: Vec<u8>,
+    opcode: OpCode,
+    rng: u64,
+    limits: Limits,
+    traffic: Traffic,
+    window: Option<Window>,
+    totals: Totals,
+    errors: BTreeMap<ErrorReason, u64>,
+    interval: Histogram<u64>,
+    track_interval: bool,
+    delta: ProgressDelta,
+    outstanding_total: u64,
+}
+
+impl Worker {
+    fn new(plan: ThreadPlan, control: Arc<Control>) -> io::Result<Worker> {
+        let poll = Poll::new()?;
+        let timer = Timer::new()?;
+        poll.registry().register(
+            &mut SourceFd(&timer.fd().as_raw_fd()),
+            TIMER,
+            Interest::READABLE,
+        )?;
+        let conns = (0..plan.conns).map(|_| Conn::new()).collect();
+        let mut payload = vec![b'x'; plan.size.max(stamp::STAMP_LEN)];
+        stamp::write(&mut payload, 0);
+        let mut totals = Totals::default();
+        totals.counts.conns_planned = plan.conns as u64;
+        let engine = Engine {
+            out: Vec::with_capacity(READ_BUFFER_BYTES),
+            payload,
+            opcode: if plan.binary {
+                OpCode::Binary
+            } else {
+                OpCode::Text
+            },
+            rng: plan.seed | 1,
+            // A load generator accepts whatever it asked to be echoed.
+            limits: Limits {
+                max_frame_bytes: ECHO_MESSAGE_MAX_BYTES as u64,
+                max_text_message_bytes: ECHO_MESSAGE_MAX_BYTES,
+                max_binary_message_bytes: ECHO_MESSAGE_MAX_BYTES,
+            },
+            traffic: plan.traffic,
+            window: None,
+            totals,
+            errors: BTreeMap::new(),
+            interval: new_histogram(),
+            track_interval: plan.track_interval,
+            delta: ProgressDelta::default(),
+            outstanding_total: 0,
+        };
+        Ok(Worker {
+            plan,
+            control,
+            poll,
+            timer,
+            conns,
+            read_buf: vec![0u8; READ_BUFFER_BYTES].into_boxed_slice(),
+            engine,
+            next_to_start: 0,
+            pending: 0,
+            pending_low: 0,
+            connect_schedule: None,
+            schedule: None,
+            schedule_done: 0,
+            schedule_end: 0,
+        })
+    }
+
+    fn run(&mut self, events: &mut Events) {
+        let begun = now_ns();
+        if self.plan.connect_rate > 0.0 {
+            self.connect_schedule = Some(Schedule::new(begun, self.plan.connect_rate));
+        }
+        let mut stage = Stage::Connecting;
+        let mut ready_ns = 0;
+        let mut next_housekeeping = 0;
+        let mut next_interval_publish = begun + INTERVAL_PUBLISH_NS;
+        loop {
+            let now = now_ns();
+            if now >= next_housekeeping {
+                self.housekeeping(now);
+                next_housekeeping = now + HOUSEKEEPING_NS;
+                if now >= next_interval_publish {
+                    self.control.publish_interval(&mut self.engine.interval);
+                    next_interval_publish = now + INTERVAL_PUBLISH_NS;
+                }
+            }
+            if self.control.stop_requested() {
+                break;
+            }
+            let wake = match stage {
+                Stage::Connecting => {
+                    let wake = self.start_connects(now);
+                    if self.next_to_start == self.conns.len() && self.pending == 0 {
+                        self.control.mark_ready();
+                        stage = Stage::WaitGo;
+                        ready_ns = now;
+                    }
+                    wake
+                }
+                Stage::WaitGo => {
+                    if let Some(window) = self.control.window() {
+                        self.begin(window, now);
+                        stage = Stage::Running;
+                        continue;
+                    }
+                    if now > ready_ns + GO_WAIT_MAX_NS {
+                        break;
+                    }
+                    None
+                }
+                Stage::Running => {
+                    let window = self.engine.window.expect("running has a window");
+                    if now >= window.end_ns {
+                        self.at_window_end();
+                        stage = Stage::Draining;
+                        continue;
+                    }
+                    let next_send = self.send_due(now);
+                    Some(next_send.map_or(window.end_ns, |t| t.min(window.end_ns)))
+                }
+                Stage::Draining => {
+                    let window = self.engine.window.expect("draining has a window");
+                    if self.engine.outstanding_total == 0 || now >= window.drain_end_ns {
+                        break;
+                    }
+                    Some(window.drain_end_ns)
+                }
+            };
+            if let Some(deadline) = wake
+                && let Err(e) = self.timer.arm(deadline)
+            {
+                eprintln!("loadgen: timerfd: {e}");
+                break;
+            }
+            let timeout = Duration::from_nanos(next_housekeeping.saturating_sub(now));
+            if let Err(e) = self.poll.poll(events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                eprintln!("loadgen: epoll: {e}");
+                break;
+            }
+            let now = now_ns();
+            for event in events.iter() {
+                if event.token() == TIMER {
+                    continue;
+                }
+                self.handle_event(event.token().0, event, now);
+            }
+        }
+    }
+
+    fn housekeeping(&mut self, now: u64) {
+        if self.pending > 0 {
+            self.expire_handshakes(now);
+        }
+        self.control.flush(&mut self.engine.delta);
+    }
+
+    /// Fails connections whose TCP connect plus upgrade took longer than --timeout.
+    fn expire_handshakes(&mut self, now: u64) {
+        while self.pending_low < self.next_to_start && !self.conns[self.pending_low].is_pending() {
+            self.pending_low += 1;
+        }
+        for index in self.pending_low..self.next_to_start {
+            let conn = &self.conns[index];
+            if conn.is_pending() && now.saturating_sub(conn.started_ns) > self.plan.timeout_ns {
+                self.drop_conn(index, ErrorReason::Timeout);
+            }
+        }
+    }
+
+    /// Starts the connections that are due; returns when the next one is.
+    fn start_connects(&mut self, now: u64) -> Option<u64> {
+        while self.next_to_start < self.conns.len() && self.pending < self.plan.max_pending {
+            let index = self.next_to_start;
+            if let Some(schedule) = &self.connect_schedule
+                && schedule.due(now) <= index as u64
+            {
+                return Some(schedule.intended_ns(index as u64));
+            }
+            self.next_to_start += 1;
+            self.open_connection(index, now);
+        }
+        None
+    }
+
+    fn source_for(&self, index: usize) -> Option<IpAddr> {
+        if self.plan.sources.is_empty() {
+            return None;
+        }
+        let local = self.plan.first_index + index as u64 * self.plan.stride;
+        Some(self.plan.sources[(local % self.plan.sources.len() as u64) as usize])
+    }
+
+    fn open_connection(&mut self, index: usize, now: u64) {
+        let counts = &mut self.engine.totals.counts;
+        counts.connect_attempts += 1;
+        if counts.first_attempt_ns == 0 {
+            counts.first_attempt_ns = now;
+        }
+        let source = self.source_for(index);
+        let conn = &mut self.conns[index];
+        conn.started_ns = now;
+        conn.phase = Phase::Connecting;
+        self.pending += 1;
+        let registered = connect_socket(self.plan.target, source).and_then(|mut stream| {
+            self.poll
+                .registry()
+                .register(
+                    &mut stream,
+                    Token(index),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .map_err(|e| ErrorReason::from_io(&e))?;
+            Ok(stream)
+        });
+        match registered {
+            Ok(stream) => self.conns[index].stream = Some(stream),
+            Err(reason) => self.drop_conn(index, reason),
+        }
+    }
+
+    fn handle_event(&mut self, index: usize, event: &mio::event::Event, now: u64) {
+        let Some(conn) = self.conns.get(index) else {
+            return;
+        };
+        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        match conn.phase {
+            Phase::Connecting => {
+                if event.is_writable() || event.is_error() || event.is_write_closed() {
+                    self.finish_connect(index);
+                }
+                if readable && self.conns[index].phase == Phase::Handshaking {
+                    self.read_handshake(index, now);
+                }
+            }
+            Phase::Handshaking => {
+                if readable {
+                    self.read_handshake(index, now);
+                }
+            }
+            Phase::Open => {
+                if event.is_writable() {
+                    self.on_writable(index, now);
+                }
+                if readable && self.conns[index].is_open() {
+                    self.read_open(index, now);
+                }
+            }
+            Phase::Idle | Phase::Closed => {}
+        }
+    }
+
+    /// TCP is up (or failed): send the upgrade request.
+    fn finish_connect(&mut self, index: usize) {
+        let Some(stream) = self.conns[index].stream.as_ref() else {
+            return;
+        };
+        match stream.take_error() {
+            Ok(None) => {}
+            Ok(Some(e)) | Err(e) => return self.drop_conn(index, ErrorReason::from_io(&e)),
+        }
+        match stream.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) => return self.drop_conn(index, ErrorReason::from_io(&e)),
+        }
+        let key = ws_key(self.plan.seed, index);
+        let key = std::str::from_utf8(&key).expect("base64 is ASCII");
+        let out = &mut self.engine.out;
+        out.clear();
+        write_client_request(out, &self.plan.host, &self.plan.path, key, &[]);
+        let conn = &mut self.conns[index];
+        let sent = conn.send(out);
+        match sent {
+            // A fresh socket always takes a few hundred bytes; if it didn't,
+            // `pending` would mix request and answer bytes.
+            Ok(()) if !conn.pending.is_empty() => self.drop_conn(index, ErrorReason::NoBuffers),
+            Ok(()) => conn.phase = Phase::Handshaking,
+            Err(reason) => self.drop_conn(index, reason),
+        }
+    }
+
+    fn read_handshake(&mut self, index: usize, now: u64) {
+        let conn = &mut self.conns[index];
+        let read = read_once(conn, &mut self.read_buf);
+        let n = match read {
+            Ok(Some(n)) => n,
+            Ok(None) => return,
+            Err(reason) => return self.drop_conn(index, reason),
+        };
+        let expected = accept_key(&ws_key(self.plan.seed, index));
+        let buffered = !conn.pending.is_empty();
+        if buffered {
+            if conn.pending.len() + n > HANDSHAKE_HEAD_MAX_BYTES {
+                return self.drop_conn(index, ErrorReason::BadHandshake);
+            }
+            conn.pending.extend_from_slice(&self.read_buf[..n]);
+        }
+        let head = if buffered {
+            &conn.pending[..]
+        } else {
+            &self.read_buf[..n]
+        };
+        let head_len = match parse_server_response(head, &expected) {
+            Ok(Some(head_len)) => head_len,
+            Ok(None) => {
+                if !buffered {
+                    if n > HANDSHAKE_HEAD_MAX_BYTES {
+                        return self.drop_conn(index, ErrorReason::BadHandshake);
+                    }
+                    conn.pending.extend_from_slice(&self.read_buf[..n]);
+                }
+                return;
+            }
+            Err(ClientHandshakeError::Status(code)) => {
+                return self.drop_conn(index, ErrorReason::HttpStatus(code));
+            }
+            Err(_) => return self.drop_conn(index, ErrorReason::BadHandshake),
+        };
+        // Frames that came with the answer move to the front of the read buffer.
+        let rest = if buffered {
+            let rest = conn.pending.len() - head_len;
+            self.read_buf[..rest].copy_from_slice(&conn.pending[head_len..]);
+            conn.pending = Vec::new();
+            rest
+        } else {
+            self.read_buf.copy_within(head_len..n, 0);
+            n - head_len
+        };
+        self.on_open(index, now);
+        if rest > 0
+            && let Err(reason) = self.process_input(index, rest, now)
+        {
+            return self.drop_conn(index, reason);
+        }
+        self.send_out(index);
+        if n == self.read_buf.len() && self.conns[index].is_open() {
+            self.read_open(index, now);
+        }
+    }
+
+    fn on_open(&mut self, index: usize, now: u64) {
+        self.pending -= 1;
+        let engine = &mut self.engine;
+        let conn = &mut self.conns[index];
+        conn.phase = Phase::Open;
+        let counts = &mut engine.totals.counts;
+        counts.connects_ok += 1;
+        counts.last_connect_ns = now;
+        engine
+            .totals
+            .handshake
+            .saturating_record(latency_us(conn.started_ns, now));
+        engine.delta.connects_ok += 1;
+        engine.delta.opened += 1;
+        if engine.sending(now)
+            && let Traffic::ClosedLoop { inflight } = engine.traffic
+        {
+            engine.prime(conn, inflight, now);
+        }
+    }
+
+    /// Reads until the socket is drained (a short read means it was),
+    /// decoding as it goes, then sends every reply in one write.
+    fn read_open(&mut self, index: usize, now: u64) {
+        loop {
+            let n = match read_once(&mut self.conns[index], &mut self.read_buf) {
+                Ok(Some(n)) => n,
+                Ok(None) => break,
+                Err(reason) => return self.drop_conn(index, reason),
+            };
+            if let Err(reason) = self.process_input(index, n, now) {
+                return self.drop_conn(index, reason);
+            }
+            if n < self.read_buf.len() {
+                break;
+            }
+        }
+        self.send_out(index);
+    }
+
+    /// Decodes `read_buf[..len]` on connection `index`, queueing replies in `out`.
+    fn process_input(&mut self, index: usize, len: usize, now: u64) -> Result<(), ErrorReason> {
+        let conn = &mut self.conns[index];
+        let input = &mut self.read_buf[..len];
+        let engine = &mut self.engine;
+        let mut offset = 0;
+        while offset < len {
+            let (used, message) = conn
+                .decoder
+                .decode(&mut input[offset..], &engine.limits)
+                .map_err(|_| ErrorReason::Protocol)?;
+            offset += used;
+            match message {
+                Some(message) => engine.on_message(&mut conn.outstanding, message, now)?,
+                None if used == 0 => break,
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn send_out(&mut self, index: usize) {
+        if self.engine.out.is_empty() {
+            return;
+        }
+        let conn = &mut self.conns[index];
+        if !conn.is_open() {
+            self.engine.out.clear();
+            return;
+        }
+        if let Err(reason) = conn.send(&mut self.engine.out) {
+            self.drop_conn(index, reason);
+        }
+    }
+
+    fn on_writable(&mut self, index: usize, now: u64) {
+        if let Err(reason) = self.conns[index].flush_pending() {
+            return self.drop_conn(index, reason);
+        }
+        if matches!(self.engine.traffic, Traffic::OpenLoop { .. }) && self.engine.sending(now) {
+            self.catch_up(index, self.schedule_done);
+        }
+    }
+
+    /// Traffic starts: warmup (echo) or hold (connect) begins.
+    fn begin(&mut self, window: Window, now: u64) {
+        self.engine.window = Some(window);
+        let conns = self.conns.len() as u64;
+        match self.engine.traffic {
+            Traffic::Idle => {}
+            Traffic::ClosedLoop { inflight } => {
+                for index in 0..self.conns.len() {
+                    let conn = &mut self.conns[index];
+                    if conn.is_open() {
+                        self.engine.prime(conn, inflight, now);
+                        self.send_out(index);
+                    }
+                }
+            }
+            Traffic::OpenLoop { rate } => self.start_schedule(window, rate),
+            Traffic::Ping { interval_ns } => {
+                if conns > 0 {
+                    self.start_schedule(window, conns as f64 * 1e9 / interval_ns as f64);
+                }
+            }
+        }
+    }
+
+    fn start_schedule(&mut self, window: Window, rate: f64) {
+        if rate <= 0.0 || self.conns.is_empty() {
+            return;
+        }
+        let schedule = Schedule::new(window.go_ns, rate);
+        self.schedule_end = schedule.count_before(window.end_ns);
+        self.schedule = Some(schedule);
+    }
+
+    /// Sends what the open-loop (or ping) schedule says is due; returns the
+    /// next intended time.
+    fn send_due(&mut self, now: u64) -> Option<u64> {
+        let schedule = self.schedule?;
+        let due = schedule.due(now).min(self.schedule_end);
+        if due > self.schedule_done {
+            let conns = self.conns.len() as u64;
+            let touched = (due - self.schedule_done).min(conns);
+            for k in 0..touched {
+                let index = ((self.schedule_done + k) % conns) as usize;
+                self.catch_up(index, due);
+            }
+            self.schedule_done = due;
+        }
+        (due < self.schedule_end).then(|| schedule.intended_ns(due))
+    }
+
+    /// Queues every message owed to connection `index` of the first `due`
+    /// scheduled, each stamped with its intended time, and sends them at once.
+    fn catch_up(&mut self, index: usize, due: u64) {
+        let Some(schedule) = self.schedule else {
+            return;
+        };
+        let conns = self.conns.len() as u64;
+        let owed_until = due_for_conn(due, conns, index as u64);
+        let engine = &mut self.engine;
+        let conn = &mut self.conns[index];
+        let sent = u64::from(conn.sent);
+        if owed_until <= sent {
+            return;
+        }
+        if !conn.is_open() {
+            engine.count_error_n(ErrorReason::NotOpen, owed_until - sent);
+            conn.sent = owed_until as u32;
+            return;
+        }
+        if conn.pending.len() > PENDING_BACKLOG_MAX_BYTES {
+            return;
+        }
+        let opcode = match engine.traffic {
+            Traffic::Ping { .. } => OpCode::Ping,
+            _ => engine.opcode,
+        };
+        if opcode == OpCode::Ping {
+            // One ping per turn is enough to see whether the connection lives.
+            engine.queue(
+                OpCode::Ping,
+                schedule.intended_ns(seq_of(owed_until - 1, conns, index as u64)),
+            );
+            engine.totals.counts.pings_sent += 1;
+            conn.outstanding += 1;
+        } else {
+            for nth in sent..owed_until {
+                engine.queue(
+                    opcode,
+                    schedule.intended_ns(seq_of(nth, conns, index as u64)),
+                );
+            }
+            conn.outstanding += (owed_until - sent) as u32;
+        }
+        conn.sent = owed_until as u32;
+        self.send_out(index);
+    }
+
+    fn at_window_end(&mut self) {
+        let held = self.conns.iter().filter(|c| c.is_open()).count();
+        self.engine.totals.counts.held_at_end = held as u64;
+    }
+
+    /// Closes connection `index` and books why.
+    fn drop_conn(&mut self, index: usize, reason: ErrorReason) {
+        let conn = &mut self.conns[index];
+        let engine = &mut self.engine;
+        match conn.phase {
+            Phase::Open => {
+                engine.delta.closed += 1;
+                engine.forget_outstanding(conn.outstanding);
+                if engine.window.is_some() {
+                    engine.totals.counts.unanswered += u64::from(conn.outstanding);
+                }
+            }
+            Phase::Connecting | Phase::Handshaking => {
+                self.pending -= 1;
+                engine.totals.counts.connects_failed += 1;
+                engine.delta.connects_failed += 1;
+            }
+            Phase::Idle | Phase::Closed => {}
+        }
+        conn.outstanding = 0;
+        conn.close();
+        engine.count_error_n(reason, 1);
+        crate::hints::warn_once(reason);
+    }
+
+    /// Books what is still open and closes everything.
+    fn finish(mut self) -> Totals {
+        let engine = &mut self.engine;
+        for conn in &mut self.conns {
+            match conn.phase {
+                Phase::Open => {
+                    engine.delta.closed += 1;
+                    if engine.window.is_some() {
+                        engine.totals.counts.unanswered += u64::from(conn.outstanding);
+                    }
+                }
+                Phase::Connecting | Phase::Handshaking => {
+                    engine.totals.counts.connects_failed += 1;
+                    engine.delta.connects_failed += 1;
+                    *engine.errors.entry(ErrorReason::Timeout).or_default() += 1;
+                }
+                Phase::Idle | Phase::Closed => {}
+            }
+            conn.close();
+        }
+        self.control.flush(&mut engine.delta);
+        self.control.publish_interval(&mut engine.interval);
+        let mut totals = std::mem::take(&mut engine.totals);
+        for (reason, count) in &engine.errors {
+            *totals.errors.entry(reason.key()).or_default() += count;
+        }
+        totals
+    }
+}
+
+impl Engine {
+    /// Is traffic flowing (after go, before the window ends)?
+    fn sending(&self, now: u64) -> bool {
+        self.window
+            .is_some_and(|w| now >= w.go_ns && now < w.end_ns)
+    }
+
+    fn on_message(
+        &mut self,
+        outstanding: &mut u32,
+        message: Message<'_>,
+        now: u64,
+    ) -> Result<(), ErrorReason> {
+        match message {
+            Message::Text(payload) | Message::Binary(payload) => {
+                self.on_echo(outstanding, payload, now);
+            }
+            Message::Ping(payload) => {
+                let mask = self.next_mask();
+                write_frame(&mut self.out, OpCode::Pong, payload, Some(mask));
+            }
+            Message::Pong(payload) => {
+                let Some(intended) = stamp::read(payload) else {
+                    return Ok(());
+                };
+                self.totals.counts.pongs_received += 1;
+                self.answered(outstanding);
+                self.record_latency(intended, now);
+            }
+            Message::Close(frame) => return Err(ErrorReason::ServerClose(frame.code)),
+        }
+        Ok(())
+    }
+
+    fn on_echo(&mut self, outstanding: &mut u32, payload: &[u8], now: u64) {
+        let Some(intended) = stamp::read(payload) else {
+            self.count_error_n(ErrorReason::BadEcho, 1);
+            return;
+        };
+        self.answered(outstanding);
+        let counts = &mut self.totals.counts;
+        counts.received_total += 1;
+        self.delta.received += 1;
+        if let Some(window) = self.window
+            && now >= window.start_ns
+            && now < window.end_ns
+        {
+            counts.received_in_window += 1;
+        }
+        self.record_latency(intended, now);
+        if let Traffic::ClosedLoop { .. } = self.traffic
+            && self.sending(now)
+        {
+            let opcode = self.opcode;
+            self.queue(opcode, now);
+            *outstanding += 1;
+        }
+    }
+
+    fn answered(&mut self, outstanding: &mut u32) {
+        *outstanding = outstanding.saturating_sub(1);
+        self.outstanding_total = self.outstanding_total.saturating_sub(1);
+    }
+
+    fn forget_outstanding(&mut self, count: u32) {
+        self.outstanding_total = self.outstanding_total.saturating_sub(u64::from(count));
+    }
+
+    /// Latency counts toward the result if the message was meant to be sent
+    /// inside the window; the progress line sees everything.
+    fn record_latency(&mut self, intended: u64, now: u64) {
+        let latency = latency_us(intended, now);
+        if let Some(window) = self.window
+            && intended >= window.start_ns
+            && intended < window.end_ns
+        {
+            self.totals.latency.saturating_record(latency);
+        }
+        if self.track_interval {
+            self.interval.saturating_record(latency);
+        }
+    }
+
+    /// Closed loop: `inflight` messages on a connection that just became usable.
+    fn prime(&mut self, conn: &mut Conn, inflight: u32, now: u64) {
+        let opcode = self.opcode;
+        for _ in 0..inflight {
+            self.queue(opcode, now);
+        }
+        conn.outstanding += inflight;
+    }
+
+    /// Appends one masked frame stamped with `intended_ns` to `out`.
+    fn queue(&mut self, opcode: OpCode, intended_ns: u64) {
+        stamp::write(&mut self.payload, intended_ns);
+        let mask = self.next_mask();
+        let payload: &[u8] = if opcode == OpCode::Ping {
+            &self.payload[..stamp::STAMP_LEN]
+        } else {
+            &self.payload
+        };
+        write_frame(&mut self.out, opcode, payload, Some(mask));
+        if opcode != OpCode::Ping {
+            self.totals.counts.messages_sent += 1;
+        }
+        self.outstanding_total += 1;
+    }
+
+    fn next_mask(&mut self) -> [u8; 4] {
+        // xorshift64: masks need only be unpredictable to caches, not to attackers.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        (self.rng as u32).to_ne_bytes()
+    }
+
+    fn count_error_n(&mut self, reason: ErrorReason, count: u64) {
+        *self.errors.entry(reason).or_default() += count;
+        self.delta.errors += count;
+    }
+}
+
+/// One read; `Ok(None)` when the socket has nothing now.
+fn read_once(conn: &mut Conn, buf: &mut [u8]) -> Result<Option<usize>, ErrorReason> {
+    let Some(mut stream) = conn.stream.as_ref() else {
+        return Err(ErrorReason::NotOpen);
+    };
+    loop {
+        match stream.read(buf) {
+            Ok(0) => return Err(ErrorReason::Eof),
+            Ok(n) => return Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ErrorReason::from_io(&e)),
+        }
+    }
+}
+
+/// A non-blocking TCP socket, Nagle off, bound to `source` if given, connect started.
+fn connect_socket(target: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream, ErrorReason> {
+    let io_error = |e: io::Error| ErrorReason::from_io(&e);
+    let socket = Socket::new(
+        Domain::for_address(target),
+        Type::STREAM.nonblocking(),
+        Some(Protocol::TCP),
+    )
+    .map_err(io_error)?;
+    socket.set_tcp_nodelay(true).map_err(io_error)?;
+    if let Some(ip) = source {
+        if ip.is_ipv4() {
+            // Best effort: without it, bind reserves a port per source address.
+            let _ = sys::set_bind_address_no_port(&socket);
+        }
+        socket
+            .bind(&SocketAddr::new(ip, 0).into())
+            .map_err(io_error)?;
+    }
+    match socket.connect(&target.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(io_error(e)),
+    }
+    Ok(TcpStream::from_std(std::net::TcpStream::from(socket)))
+}
+
+/// The Sec-WebSocket-Key of connection `index`: 16 bytes derived from the
+/// thread seed, so it can be recomputed to check the answer instead of stored.
+fn ws_key(seed: u64, index: usize) -> [u8; 24] {
+    let a = splitmix64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let b = splitmix64(a);
+    let mut nonce = [0u8; 16];
+    nonce[..8].copy_from_slice(&a.to_le_bytes());
+    nonce[8..].copy_from_slice(&b.to_le_bytes());
+    client_key(nonce)
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Size of one connection's state, for the report.
+pub fn conn_state_bytes() -> usize {
+    std::mem::size_of::<Conn>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+
+    #[test]
+    fn keys_are_stable_and_distinct() {
+        assert_eq!(ws_key(7, 3), ws_key(7, 3));
+        assert_ne!(ws_key(7, 3), ws_key(7, 4));
+        assert_ne!(ws_key(7, 3), ws_key(8, 3));
+        let key = ws_key(1, 1);
+        assert_eq!(BASE64.decode(key).unwrap().len(), 16);
+    }
+
+    #[test]
+    fn connection_state_stays_small() {
+        // The budget is 2 KiB per connection including kernel-side
+        // nothing; the struct itself must stay a small fraction of it.
+        assert!(
+            conn_state_bytes() <= 256,
+            "Conn is {} bytes",
+            conn_state_bytes()
+        );
+    }
+}
