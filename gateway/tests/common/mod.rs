@@ -70,10 +70,20 @@ impl Gateway {
         let address = line
             .trim()
             .strip_prefix("ringgate listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}; stderr: {}", stderr.lock().unwrap()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {line:?}; stderr: {}",
+                    stderr.lock().unwrap()
+                )
+            })
             .parse()
             .unwrap();
-        Gateway { child, address, stderr, _config: Some(tempfile_path::TempPath(path)) }
+        Gateway {
+            child,
+            address,
+            stderr,
+            _config: Some(tempfile_path::TempPath(path)),
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -82,7 +92,10 @@ impl Gateway {
 
     /// Sends a signal to the gateway (by its PID).
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args(["-s", signal, &self.pid().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -108,7 +121,9 @@ impl Gateway {
 
     pub fn raw(&self) -> TcpStream {
         let stream = TcpStream::connect(self.address).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         stream.set_nodelay(true).unwrap();
         stream
     }
@@ -148,7 +163,9 @@ pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 impl Client {
     pub fn connect(address: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Client {
         let stream = TcpStream::connect(address).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         stream.set_nodelay(true).unwrap();
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
         let mut request = Vec::new();
@@ -188,7 +205,11 @@ impl Client {
 
     /// Next event, reading from the socket as needed.
     pub fn next(&mut self) -> Event {
-        let limits = Limits { max_frame_bytes: 0, max_text_message_bytes: 0, max_binary_message_bytes: 0 };
+        let limits = Limits {
+            max_frame_bytes: 0,
+            max_text_message_bytes: 0,
+            max_binary_message_bytes: 0,
+        };
         loop {
             if let Some(event) = self.events.pop_front() {
                 return event;
@@ -208,7 +229,9 @@ impl Client {
                             Message::Binary(p) => Event::Binary(p.to_vec()),
                             Message::Ping(p) => Event::Ping(p.to_vec()),
                             Message::Pong(p) => Event::Pong(p.to_vec()),
-                            Message::Close(frame) => Event::Close(frame.code, frame.reason.to_string()),
+                            Message::Close(frame) => {
+                                Event::Close(frame.code, frame.reason.to_string())
+                            }
                         });
                     }
                 }
@@ -218,7 +241,9 @@ impl Client {
             match self.stream.read(&mut buffer) {
                 Ok(0) => return Event::Eof,
                 Ok(n) => self.pending.extend_from_slice(&buffer[..n]),
-                Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return Event::Eof,
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
+                    return Event::Eof;
+                }
                 Err(error) => panic!("read failed: {error}"),
             }
         }
@@ -253,7 +278,9 @@ impl Client {
 /// Sends a raw HTTP request and returns the full response text (until EOF).
 pub fn http_exchange(address: SocketAddr, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream.write_all(request).unwrap();
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
