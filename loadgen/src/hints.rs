@@ -24,6 +24,10 @@ pub const BUFFERS: &str = "kernel out of socket memory (ENOBUFS/ENOMEM): raise \
 `sysctl -w net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535`, \
 or lower --max-pending";
 
+/// Where all of the above live as one profile.
+pub const PROFILE: &str =
+    "tuning/loadgen.conf has all of these: sudo tuning/apply.sh tuning/loadgen.conf";
+
 /// The advice for an error key of the report, if there is one.
 pub fn hint_for(key: &str) -> Option<&'static str> {
     match key {
@@ -43,6 +47,6 @@ pub fn warn_once(reason: ErrorReason) {
         _ => return,
     };
     if !flag.swap(true, Ordering::Relaxed) {
-        eprintln!("loadgen: {text}");
+        eprintln!("loadgen: {text} ({PROFILE})");
     }
 }

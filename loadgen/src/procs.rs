@@ -287,6 +287,8 @@ pub fn run_child(scenario: &Scenario, slot: ChildSlot) -> anyhow::Result<()> {
     let mut next_progress = now_ns() + PROGRESS_EVERY_NS;
     let window = loop {
         if !said_ready && workers.ready() {
+            // Up-to-date counts first: the parent reads them when all are ready.
+            emit_progress(&workers);
             emit(&ChildMessage::Ready {
                 threads: workers.threads(),
             });

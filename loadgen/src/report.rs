@@ -261,8 +261,8 @@ pub fn summary(report: &Report) -> String {
         "handshake us p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
         h.p50, h.p90, h.p99, h.p999, h.max
     );
-    if report.scenario == "echo" || r.latency_us.count > 0 {
-        let l = &r.latency_us;
+    let l = &r.latency_us;
+    if report.scenario == "echo" {
         let _ = writeln!(
             s,
             "messages     {:.0}/s  received {}  sent {}  unanswered {}",
@@ -272,6 +272,12 @@ pub fn summary(report: &Report) -> String {
             s,
             "latency us   p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1}",
             l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean
+        );
+    } else if c.pings_sent > 0 {
+        let _ = writeln!(
+            s,
+            "ping rtt us  p50 {}  p99 {}  max {}  (pings {}, pongs {})",
+            l.p50, l.p99, l.max, c.pings_sent, c.pongs_received
         );
     }
     let cpu = &r.loadgen_cpu;

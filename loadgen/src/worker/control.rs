@@ -108,7 +108,8 @@ impl Control {
     }
 
     pub fn mark_ready(&self) {
-        self.threads_ready.fetch_add(1, Ordering::Relaxed);
+        // Release: the counts flushed before this are visible to whoever sees it.
+        self.threads_ready.fetch_add(1, Ordering::Release);
     }
 
     pub fn flush(&self, delta: &mut ProgressDelta) {
@@ -150,13 +151,14 @@ impl Control {
     }
 
     pub fn progress(&self) -> Progress {
+        let threads_ready = self.threads_ready.load(Ordering::Acquire);
         Progress {
             open: self.open.load(Ordering::Relaxed),
             connects_ok: self.connects_ok.load(Ordering::Relaxed),
             connects_failed: self.connects_failed.load(Ordering::Relaxed),
             received: self.received.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
-            threads_ready: self.threads_ready.load(Ordering::Relaxed),
+            threads_ready,
         }
     }
 }

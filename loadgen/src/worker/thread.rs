@@ -233,6 +233,8 @@ impl Worker {
                 Stage::Connecting => {
                     let wake = self.start_connects(now);
                     if self.next_to_start == self.conns.len() && self.pending == 0 {
+                        // Counts first, so whoever sees "ready" sees them too.
+                        self.control.flush(&mut self.engine.delta);
                         self.control.mark_ready();
                         stage = Stage::WaitGo;
                         ready_ns = now;
