@@ -11,7 +11,7 @@ static BUFFERS_SAID: AtomicBool = AtomicBool::new(false);
 
 pub const FILE_LIMIT: &str = "out of file descriptors (EMFILE/ENFILE): raise the hard limit \
 (`ulimit -Hn`, LimitNOFILE= in systemd, nofile in /etc/security/limits.conf), \
-`sysctl -w fs.nr_open=2097152 fs.file-max=4194304`, or spread the connections over \
+`sysctl -w fs.nr_open=4194304 fs.file-max=4194304`, or spread the connections over \
 worker processes with --procs N (each holds at most its file limit)";
 
 pub const ADDRESS: &str = "no local port/address left (EADDRNOTAVAIL): widen the port range \

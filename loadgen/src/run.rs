@@ -174,9 +174,8 @@ fn check_file_limit(scenario: &Scenario, file_limit: u64) {
             .div_ceil(file_limit.saturating_sub(FDS_RESERVED).max(1));
         eprintln!(
             "loadgen: each process needs ~{} file descriptors but may open {file_limit}: \
-             use --procs {procs_needed} or more, or raise the hard limit ({})",
+             use --procs {procs_needed} or more, or raise the hard limit (ulimit -Hn)",
             per_process + FDS_RESERVED,
-            crate::hints::FILE_LIMIT
         );
     }
 }
@@ -187,7 +186,6 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
     check_file_limit(scenario, file_limit);
     let machine = sys::machine();
     let started_at = sys::rfc3339_utc(sys::unix_time_s());
-    let params = scenario_params(scenario);
     let mut servers: Vec<ServerSamples> = common
         .server_pid
         .iter()
@@ -205,54 +203,14 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
         Workers::Local(LocalWorkers::start(plans).context("cannot start worker threads")?)
     };
     let mut ticker = Ticker::new(common.quiet);
-
-    // Connect phase: bounded by the ramp, the handshake timeout and some slack.
-    let ramp_ns = match scenario {
-        Scenario::Connect(c) if c.rate.0 > 0.0 => (scenario.conns() as f64 / c.rate.0 * 1e9) as u64,
-        _ => 0,
-    };
-    let connect_deadline = now_ns() + ramp_ns + common.timeout.as_ns() + CONNECT_SLACK_NS;
-    while !workers.ready() {
-        if now_ns() >= connect_deadline {
-            eprintln!("loadgen: connections still pending at the connect deadline; going on");
-            break;
-        }
-        ticker.maybe_print(&mut workers, "connecting");
-        sys::sleep_until(now_ns() + TICK_NS);
-    }
+    wait_for_connections(scenario, &mut workers, &mut ticker);
     let open_now = workers.progress().open;
     for server in &mut servers {
         server.open_at_after = open_now;
     }
     sample_servers(&mut servers, |s| &mut s.after_connect);
 
-    let go_ns = now_ns();
-    let window = match scenario {
-        Scenario::Echo(echo) => {
-            let start_ns = go_ns + common.warmup.as_ns();
-            let end_ns = start_ns + common.duration.as_ns();
-            Window {
-                go_ns,
-                start_ns,
-                end_ns,
-                drain_end_ns: end_ns + echo.drain.as_ns(),
-            }
-        }
-        Scenario::Connect(connect) => {
-            let end_ns = go_ns + connect.hold.as_ns();
-            let drain = if connect.ping_interval.is_some() {
-                PONG_DRAIN_NS
-            } else {
-                0
-            };
-            Window {
-                go_ns,
-                start_ns: go_ns,
-                end_ns,
-                drain_end_ns: end_ns + drain,
-            }
-        }
-    };
+    let window = window_from(scenario, now_ns());
     workers.go(window);
     let (warm, hot) = match scenario {
         Scenario::Echo(_) => ("warmup", "measuring"),
@@ -267,13 +225,14 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
     let threads = workers.threads();
     let totals = workers.finish(window)?;
 
+    let latency = totals.latency.clone();
     let report = report::build(RunFacts {
         scenario: scenario.name().into(),
-        params,
+        params: scenario_params(scenario),
         machine,
         started_at,
         window,
-        totals: totals.clone(),
+        totals,
         servers,
         procs: common.procs,
         threads,
@@ -286,10 +245,61 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &common.hist_out {
-        std::fs::write(path, report::percentile_distribution(&totals.latency))
+        std::fs::write(path, report::percentile_distribution(&latency))
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Waits until every worker has opened (or failed) its connections, bounded
+/// by the ramp, the handshake timeout and some slack.
+fn wait_for_connections(scenario: &Scenario, workers: &mut Workers, ticker: &mut Ticker) {
+    let ramp_ns = match scenario {
+        Scenario::Connect(c) if c.rate.0 > 0.0 => (scenario.conns() as f64 / c.rate.0 * 1e9) as u64,
+        _ => 0,
+    };
+    let timeout_ns = scenario.common().timeout.as_ns();
+    let deadline = now_ns() + ramp_ns + timeout_ns + CONNECT_SLACK_NS;
+    while !workers.ready() {
+        if now_ns() >= deadline {
+            eprintln!("loadgen: connections still pending at the connect deadline; going on");
+            return;
+        }
+        ticker.maybe_print(workers, "connecting");
+        sys::sleep_until(now_ns() + TICK_NS);
+    }
+}
+
+/// The run's phases, starting now (`go_ns`): echo warms up, measures, then
+/// drains; connect holds (and waits briefly for the last pongs).
+fn window_from(scenario: &Scenario, go_ns: u64) -> Window {
+    let common = scenario.common();
+    match scenario {
+        Scenario::Echo(echo) => {
+            let start_ns = go_ns + common.warmup.as_ns();
+            let end_ns = start_ns + common.duration.as_ns();
+            Window {
+                go_ns,
+                start_ns,
+                end_ns,
+                drain_end_ns: end_ns + echo.drain.as_ns(),
+            }
+        }
+        Scenario::Connect(connect) => {
+            let end_ns = go_ns + connect.hold.as_ns();
+            let drain_ns = if connect.ping_interval.is_some() {
+                PONG_DRAIN_NS
+            } else {
+                0
+            };
+            Window {
+                go_ns,
+                start_ns: go_ns,
+                end_ns,
+                drain_end_ns: end_ns + drain_ns,
+            }
+        }
+    }
 }
 
 /// The parameters as the report shows them: the scenario's flags.

@@ -494,10 +494,12 @@ impl Worker {
         let counts = &mut engine.totals.counts;
         counts.connects_ok += 1;
         counts.last_connect_ns = now;
-        engine
-            .totals
-            .handshake
-            .saturating_record(latency_us(conn.started_ns, now));
+        let handshake_us = latency_us(conn.started_ns, now);
+        engine.totals.handshake.saturating_record(handshake_us);
+        if engine.track_interval && engine.window.is_none() {
+            // Before traffic starts, the progress line's p99 is the handshake's.
+            engine.interval.saturating_record(handshake_us);
+        }
         engine.delta.connects_ok += 1;
         engine.delta.opened += 1;
         if engine.sending(now)
