@@ -1,11 +1,14 @@
 //! A worker process: its share of the connections split over threads (one
 //! per --cpus entry), and the handle its controller drives them through.
 //!
-//! Hot path: `thread` (event loop) and `conn` (per-connection state).
+//! Hot path: `thread` (event loop), `conn` (per-connection state) and
+//! `engine` (what to do with each frame).
 //! Control plane: `control` (window, stop flag, progress counters).
 
 pub mod conn;
 pub mod control;
+pub mod engine;
+mod socket;
 pub mod thread;
 
 use std::net::IpAddr;
@@ -19,7 +22,8 @@ use crate::source::{parse_cpus, parse_sources, share, slice_for_process};
 use crate::stats::Totals;
 use crate::sys::{self, CpuTime};
 use control::{Control, Progress, Window};
-use thread::{ThreadPlan, Traffic};
+use engine::Traffic;
+use thread::ThreadPlan;
 
 /// The thread plans of worker process `slot` of a run.
 pub fn thread_plans(scenario: &Scenario, slot: ChildSlot, track_interval: bool) -> Vec<ThreadPlan> {

@@ -8,24 +8,22 @@
 //! timerfd so an open-loop schedule is kept to the microsecond.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
-use mio::net::TcpStream;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use ringgate_wscodec::{
-    ClientHandshakeError, Limits, Message, OpCode, accept_key, client_key, parse_server_response,
-    write_client_request, write_frame,
+    ClientHandshakeError, Limits, OpCode, accept_key, parse_server_response, write_client_request,
 };
-use socket2::{Domain, Protocol, Socket, Type};
 use std::os::fd::AsRawFd;
 
 use super::conn::{Conn, Phase};
 use super::control::{Control, ProgressDelta, Window};
+use super::engine::{Engine, Traffic};
+use super::socket::{connect_socket, read_once, ws_key};
 use crate::schedule::{Schedule, due_for_conn, latency_us, seq_of};
 use crate::stamp;
 use crate::stats::{ErrorReason, Totals, new_histogram};
@@ -46,19 +44,6 @@ const GO_WAIT_MAX_NS: u64 = 600_000_000_000;
 const EVENTS_CAPACITY: usize = 1024;
 /// Largest message we send (`--size` is capped at 16 MiB) and so accept back.
 const ECHO_MESSAGE_MAX_BYTES: usize = 16 << 20;
-
-/// What a thread sends once its connections are open.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Traffic {
-    /// Hold connections, send nothing.
-    Idle,
-    /// Ping each connection once per interval, spread evenly.
-    Ping { interval_ns: u64 },
-    /// Keep `inflight` messages outstanding per connection.
-    ClosedLoop { inflight: u32 },
-    /// This thread's share of the total message rate, per second.
-    OpenLoop { rate: f64 },
-}
 
 #[derive(Debug, Clone)]
 pub struct ThreadPlan {
@@ -132,23 +117,6 @@ struct Worker {
     schedule: Option<Schedule>,
     schedule_done: u64,
     schedule_end: u64,
-}
-
-/// What frame handling touches besides the connection and the read buffer.
-struct Engine {
-    out: Vec<u8>,
-    payload: Vec<u8>,
-    opcode: OpCode,
-    rng: u64,
-    limits: Limits,
-    traffic: Traffic,
-    window: Option<Window>,
-    totals: Totals,
-    errors: BTreeMap<ErrorReason, u64>,
-    interval: Histogram<u64>,
-    track_interval: bool,
-    delta: ProgressDelta,
-    outstanding_total: u64,
 }
 
 impl Worker {
@@ -729,189 +697,6 @@ impl Worker {
     }
 }
 
-impl Engine {
-    /// Is traffic flowing (after go, before the window ends)?
-    fn sending(&self, now: u64) -> bool {
-        self.window
-            .is_some_and(|w| now >= w.go_ns && now < w.end_ns)
-    }
-
-    fn on_message(
-        &mut self,
-        outstanding: &mut u32,
-        message: Message<'_>,
-        now: u64,
-    ) -> Result<(), ErrorReason> {
-        match message {
-            Message::Text(payload) | Message::Binary(payload) => {
-                self.on_echo(outstanding, payload, now);
-            }
-            Message::Ping(payload) => {
-                let mask = self.next_mask();
-                write_frame(&mut self.out, OpCode::Pong, payload, Some(mask));
-            }
-            Message::Pong(payload) => {
-                let Some(intended) = stamp::read(payload) else {
-                    return Ok(());
-                };
-                self.totals.counts.pongs_received += 1;
-                self.answered(outstanding);
-                self.record_latency(intended, now);
-            }
-            Message::Close(frame) => return Err(ErrorReason::ServerClose(frame.code)),
-        }
-        Ok(())
-    }
-
-    fn on_echo(&mut self, outstanding: &mut u32, payload: &[u8], now: u64) {
-        let Some(intended) = stamp::read(payload) else {
-            self.count_error_n(ErrorReason::BadEcho, 1);
-            return;
-        };
-        self.answered(outstanding);
-        let counts = &mut self.totals.counts;
-        counts.received_total += 1;
-        self.delta.received += 1;
-        if let Some(window) = self.window
-            && now >= window.start_ns
-            && now < window.end_ns
-        {
-            counts.received_in_window += 1;
-        }
-        self.record_latency(intended, now);
-        if let Traffic::ClosedLoop { .. } = self.traffic
-            && self.sending(now)
-        {
-            let opcode = self.opcode;
-            self.queue(opcode, now);
-            *outstanding += 1;
-        }
-    }
-
-    fn answered(&mut self, outstanding: &mut u32) {
-        *outstanding = outstanding.saturating_sub(1);
-        self.outstanding_total = self.outstanding_total.saturating_sub(1);
-    }
-
-    fn forget_outstanding(&mut self, count: u32) {
-        self.outstanding_total = self.outstanding_total.saturating_sub(u64::from(count));
-    }
-
-    /// Latency counts toward the result if the message was meant to be sent
-    /// inside the window; the progress line sees everything.
-    fn record_latency(&mut self, intended: u64, now: u64) {
-        let latency = latency_us(intended, now);
-        if let Some(window) = self.window
-            && intended >= window.start_ns
-            && intended < window.end_ns
-        {
-            self.totals.latency.saturating_record(latency);
-        }
-        if self.track_interval {
-            self.interval.saturating_record(latency);
-        }
-    }
-
-    /// Closed loop: `inflight` messages on a connection that just became usable.
-    fn prime(&mut self, conn: &mut Conn, inflight: u32, now: u64) {
-        let opcode = self.opcode;
-        for _ in 0..inflight {
-            self.queue(opcode, now);
-        }
-        conn.outstanding += inflight;
-    }
-
-    /// Appends one masked frame stamped with `intended_ns` to `out`.
-    fn queue(&mut self, opcode: OpCode, intended_ns: u64) {
-        stamp::write(&mut self.payload, intended_ns);
-        let mask = self.next_mask();
-        let payload: &[u8] = if opcode == OpCode::Ping {
-            &self.payload[..stamp::STAMP_LEN]
-        } else {
-            &self.payload
-        };
-        write_frame(&mut self.out, opcode, payload, Some(mask));
-        if opcode != OpCode::Ping {
-            self.totals.counts.messages_sent += 1;
-        }
-        self.outstanding_total += 1;
-    }
-
-    fn next_mask(&mut self) -> [u8; 4] {
-        // xorshift64: masks need only be unpredictable to caches, not to attackers.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng as u32).to_ne_bytes()
-    }
-
-    fn count_error_n(&mut self, reason: ErrorReason, count: u64) {
-        *self.errors.entry(reason).or_default() += count;
-        self.delta.errors += count;
-    }
-}
-
-/// One read; `Ok(None)` when the socket has nothing now.
-fn read_once(conn: &mut Conn, buf: &mut [u8]) -> Result<Option<usize>, ErrorReason> {
-    let Some(mut stream) = conn.stream.as_ref() else {
-        return Err(ErrorReason::NotOpen);
-    };
-    loop {
-        match stream.read(buf) {
-            Ok(0) => return Err(ErrorReason::Eof),
-            Ok(n) => return Ok(Some(n)),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ErrorReason::from_io(&e)),
-        }
-    }
-}
-
-/// A non-blocking TCP socket, Nagle off, bound to `source` if given, connect started.
-fn connect_socket(target: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream, ErrorReason> {
-    let io_error = |e: io::Error| ErrorReason::from_io(&e);
-    let socket = Socket::new(
-        Domain::for_address(target),
-        Type::STREAM.nonblocking(),
-        Some(Protocol::TCP),
-    )
-    .map_err(io_error)?;
-    socket.set_tcp_nodelay(true).map_err(io_error)?;
-    if let Some(ip) = source {
-        if ip.is_ipv4() {
-            // Best effort: without it, bind reserves a port per source address.
-            let _ = sys::set_bind_address_no_port(&socket);
-        }
-        socket
-            .bind(&SocketAddr::new(ip, 0).into())
-            .map_err(io_error)?;
-    }
-    match socket.connect(&target.into()) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(e) => return Err(io_error(e)),
-    }
-    Ok(TcpStream::from_std(std::net::TcpStream::from(socket)))
-}
-
-/// The Sec-WebSocket-Key of connection `index`: 16 bytes derived from the
-/// thread seed, so it can be recomputed to check the answer instead of stored.
-fn ws_key(seed: u64, index: usize) -> [u8; 24] {
-    let a = splitmix64(seed ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let b = splitmix64(a);
-    let mut nonce = [0u8; 16];
-    nonce[..8].copy_from_slice(&a.to_le_bytes());
-    nonce[8..].copy_from_slice(&b.to_le_bytes());
-    client_key(nonce)
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
-
 /// Size of one connection's state, for the report.
 pub fn conn_state_bytes() -> usize {
     std::mem::size_of::<Conn>()
@@ -920,22 +705,11 @@ pub fn conn_state_bytes() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use base64::Engine as _;
-    use base64::engine::general_purpose::STANDARD as BASE64;
-
-    #[test]
-    fn keys_are_stable_and_distinct() {
-        assert_eq!(ws_key(7, 3), ws_key(7, 3));
-        assert_ne!(ws_key(7, 3), ws_key(7, 4));
-        assert_ne!(ws_key(7, 3), ws_key(8, 3));
-        let key = ws_key(1, 1);
-        assert_eq!(BASE64.decode(key).unwrap().len(), 16);
-    }
 
     #[test]
     fn connection_state_stays_small() {
-        // The budget is 2 KiB per connection including kernel-side
-        // nothing; the struct itself must stay a small fraction of it.
+        // The budget is 2 KiB of client memory per connection; the
+        // struct itself must stay a small fraction of it.
         assert!(
             conn_state_bytes() <= 256,
             "Conn is {} bytes",
