@@ -5,7 +5,7 @@
 /// Buffers above this capacity are freed instead of kept (a burst of large
 /// messages must not pin memory forever).
 const KEEP_CAPACITY_MAX: usize = 64 << 10;
-const NEW_CAPACITY: usize = 4096;
+const NEW_CAPACITY: usize = 1024;
 
 pub struct BufferPool {
     free: Vec<Vec<u8>>,

@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Same-run benchmarks of ringgate against reference servers, with loadgen.
+
+  bench/bench.py speed   [--runs 3] [--duration 5] [--json out.json]
+      ringgate (1 shard), ref-fastws and ref-tungstenite (1 thread each), one
+      at a time, server pinned to --server-cpu, loadgen pinned to
+      --client-cpu; echo of 20-byte messages over 100 connections at 1 and 8
+      in flight; median of --runs; prints messages/s, server CPU per message
+      (total and user space, from /proc/PID/stat) and the ratios against
+      ref-fastws.
+
+  bench/bench.py memory  [--conns 19000] [--group 7 --group-conns 100000]
+      RSS growth per idle connection: one gateway holding --conns, then
+      --group gateway processes sharing one port (an SO_REUSEPORT group, as
+      during an upgrade handover) holding --group-conns from loadgen worker
+      processes.
+
+Every figure comes from loadgen's JSON (docs/LOADGEN.md); this script only
+starts processes (stopping them by PID), collects and compares.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release")
+
+
+def build():
+    subprocess.run(
+        ["cargo", "build", "--release", "--quiet", "-p", "ringgate", "-p", "ringgate-loadgen",
+         "-p", "ringgate-bench"],
+        cwd=ROOT, check=True)
+
+
+def start_server(argv, cpu):
+    """Starts a server pinned to `cpu`; returns (process, address)."""
+    process = subprocess.Popen(["taskset", "-c", str(cpu)] + argv, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True)
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        match = re.search(r"listening on (\S+)", line)
+        if match:
+            return process, match.group(1)
+    process.kill()
+    raise RuntimeError(f"{argv[0]} did not report its address")
+
+
+def stop(process):
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def loadgen(args, cpu):
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+        path = handle.name
+    try:
+        command = ["taskset", "-c", str(cpu), os.path.join(BIN, "ringgate-loadgen")] + args + [
+            "--json", path, "--quiet"]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=600)
+        with open(path) as handle:
+            return json.load(handle)
+    finally:
+        os.unlink(path)
+
+
+SERVERS = {
+    "ringgate": lambda: [os.path.join(BIN, "ringgate"), "--echo", "--shards", "1", "--listen",
+                         "127.0.0.1:0"],
+    "fastwebsockets": lambda: [os.path.join(BIN, "ref-fastws"), "--listen", "127.0.0.1:0"],
+    "tokio-tungstenite": lambda: [os.path.join(BIN, "ref-tungstenite"), "--listen", "127.0.0.1:0"],
+}
+
+
+def speed(options):
+    build()
+    samples = {}  # (server, inflight) -> list of dicts
+    for run in range(options.runs):
+        for name, argv in SERVERS.items():
+            process, address = start_server(argv(), options.server_cpu)
+            try:
+                for inflight in (1, 8):
+                    result = loadgen([
+                        "echo", "--url", f"ws://{address}/", "--conns", "100", "--size", "20",
+                        "--inflight", str(inflight), "--duration", f"{options.duration}s",
+                        "--warmup", "1s", "--server-pid", str(process.pid)], options.client_cpu)
+                    figures = result["results"]
+                    server = figures["servers"][0]
+                    samples.setdefault((name, inflight), []).append({
+                        "messages_per_s": figures["messages_per_s"],
+                        "total_us": server["total_us_per_msg"],
+                        "user_us": server["user_us_per_msg"],
+                        "server_util": server["cpu_util"],
+                        "loadgen_user_us": figures["loadgen_cpu"]["user_us_per_msg"],
+                        "p99_us": figures["latency_us"]["p99"],
+                    })
+                    print(f"run {run + 1}/{options.runs} {name:18} inflight {inflight}: "
+                          f"{figures['messages_per_s']:>10.0f} msg/s  total "
+                          f"{server['total_us_per_msg']:.3f} us  user "
+                          f"{server['user_us_per_msg']:.3f} us  server cpu "
+                          f"{server['cpu_util']:.1f}%", file=sys.stderr)
+            finally:
+                stop(process)
+
+    medians = {key: {field: statistics.median(s[field] for s in runs) for field in runs[0]}
+               for key, runs in samples.items()}
+    print(f"\nmedian of {options.runs} runs; server on CPU {options.server_cpu}, loadgen on CPU "
+          f"{options.client_cpu}; 100 connections, 20-byte text messages\n")
+    header = (f"| server | in flight | messages/s | total CPU us/msg | user CPU us/msg | "
+              f"server CPU % | loadgen user us/msg | p99 us | msg/s vs fastws | total CPU vs "
+              f"fastws | user CPU vs fastws |")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for inflight in (1, 8):
+        reference = medians[("fastwebsockets", inflight)]
+        for name in SERVERS:
+            m = medians[(name, inflight)]
+            print(f"| {name} | {inflight} | {m['messages_per_s']:.0f} | {m['total_us']:.3f} | "
+                  f"{m['user_us']:.3f} | {m['server_util']:.1f} | {m['loadgen_user_us']:.3f} | "
+                  f"{m['p99_us']:.0f} | {m['messages_per_s'] / reference['messages_per_s']:.2f} | "
+                  f"{m['total_us'] / reference['total_us']:.2f} | "
+                  f"{m['user_us'] / reference['user_us']:.2f} |")
+    if options.json:
+        with open(options.json, "w") as handle:
+            json.dump({"machine": machine(), "runs": options.runs,
+                       "samples": {f"{k[0]}/{k[1]}": v for k, v in samples.items()},
+                       "medians": {f"{k[0]}/{k[1]}": v for k, v in medians.items()}},
+                      handle, indent=2)
+
+
+def rss_growth(result):
+    servers = result["results"]["servers"]
+    opened = result["results"]["connect"]["held_at_end"]
+    growth = sum(s["rss_after"] - s["rss_before"] for s in servers)
+    return opened, growth
+
+
+def memory(options):
+    build()
+    # One gateway: the per-connection figure.
+    process, address = start_server(SERVERS["ringgate"](), options.server_cpu)
+    try:
+        result = loadgen(["connect", "--url", f"ws://{address}/", "--conns", str(options.conns),
+                          "--rate", "20000", "--hold", "3s", "--src", "127.0.1.1-127.0.1.60",
+                          "--server-pid", str(process.pid)], options.client_cpu)
+    finally:
+        stop(process)
+    opened, growth = rss_growth(result)
+    print(f"one gateway: {opened} idle connections, RSS +{growth / 1e6:.2f} MB = "
+          f"{growth / max(opened, 1):.0f} bytes per connection")
+
+    # A group of gateways sharing one port (SO_REUSEPORT).
+    if options.group <= 0:
+        return
+    port = options.port
+    group = []
+    try:
+        for _ in range(options.group):
+            group.append(start_server(
+                [os.path.join(BIN, "ringgate"), "--echo", "--shards", "1", "--listen",
+                 f"127.0.0.1:{port}"], options.server_cpu)[0])
+        pids = ",".join(str(p.pid) for p in group)
+        procs = max(1, (options.group_conns + 16_999) // 17_000)
+        result = loadgen(["connect", "--url", f"ws://127.0.0.1:{port}/", "--conns",
+                          str(options.group_conns), "--rate", "20000", "--hold", "3s",
+                          "--procs", str(procs), "--timeout", "30s",
+                          "--src", "127.0.2.1-127.0.2.254", "--server-pid", pids],
+                         options.client_cpu)
+    finally:
+        for process in group:
+            stop(process)
+    opened, growth = rss_growth(result)
+    per_server = [s["rss_after"] - s["rss_before"] for s in result["results"]["servers"]]
+    print(f"{options.group} gateways on port {port}: {opened} idle connections held "
+          f"(loadgen --procs {procs}), RSS +{growth / 1e6:.2f} MB in all = "
+          f"{growth / max(opened, 1):.0f} bytes per connection; per gateway +"
+          + ", ".join(f"{g / 1e6:.2f}" for g in per_server) + " MB")
+    failures = result["results"].get("errors") or {}
+    if failures:
+        print(f"failures: {failures}")
+
+
+def machine():
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next(l.split(":", 1)[1].strip() for l in handle if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpu_model": model, "cores": os.cpu_count(), "kernel": platform.release()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    sub = parser.add_subparsers(dest="command", required=True)
+    speed_parser = sub.add_parser("speed")
+    speed_parser.add_argument("--runs", type=int, default=3)
+    speed_parser.add_argument("--duration", type=int, default=5)
+    speed_parser.add_argument("--json")
+    memory_parser = sub.add_parser("memory")
+    memory_parser.add_argument("--conns", type=int, default=19_000)
+    memory_parser.add_argument("--group", type=int, default=7)
+    memory_parser.add_argument("--group-conns", type=int, default=100_000)
+    memory_parser.add_argument("--port", type=int, default=18080)
+    options = parser.parse_args()
+    print(json.dumps(machine()), file=sys.stderr)
+    {"speed": speed, "memory": memory}[options.command](options)
+
+
+if __name__ == "__main__":
+    main()
