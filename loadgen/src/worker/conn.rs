@@ -2,10 +2,10 @@
 //! unless the kernel refused part of a write (or a handshake answer arrived
 //! in pieces). Everything else (read buffer, frame scratch) is per thread.
 
-use std::io::{self, Write};
-
 use mio::net::TcpStream;
 use ringgate_wscodec::{Decoder, Role};
+use rustix::io::Errno;
+use rustix::net::SendFlags;
 
 use crate::stats::ErrorReason;
 
@@ -104,15 +104,17 @@ impl Conn {
 
 /// Writes as much as the kernel takes; 0 if the socket is full.
 fn write_some(stream: Option<&TcpStream>, bytes: &[u8]) -> Result<usize, ErrorReason> {
-    let Some(mut stream) = stream else {
+    let Some(stream) = stream else {
         return Err(ErrorReason::NotOpen);
     };
+    // The bare syscall (see `socket::read_once`); NOSIGNAL: a reset peer is
+    // an error to count, not a SIGPIPE.
     loop {
-        match stream.write(bytes) {
+        match rustix::net::send(stream, bytes, SendFlags::NOSIGNAL) {
             Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(ErrorReason::from_io(&e)),
+            Err(Errno::AGAIN) => return Ok(0),
+            Err(Errno::INTR) => continue,
+            Err(errno) => return Err(ErrorReason::from_io(&errno.into())),
         }
     }
 }

@@ -6,13 +6,17 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use ringgate_wscodec::{Limits, Message, OpCode, write_frame};
+use ringgate_wscodec::frame::MAX_HEADER_LEN;
+use ringgate_wscodec::{Limits, Message, OpCode, apply_mask, encode_header, write_frame};
 
 use super::conn::Conn;
 use super::control::{ProgressDelta, Window};
 use crate::schedule::latency_us;
 use crate::stamp;
-use crate::stats::{ErrorReason, Totals};
+use crate::stats::{ErrorReason, Totals, new_histogram};
+
+/// Largest message we send (`--size` is capped at 16 MiB) and so accept back.
+const ECHO_MESSAGE_MAX_BYTES: usize = 16 << 20;
 
 /// What a thread sends once its connections are open.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,8 +34,13 @@ pub enum Traffic {
 /// What frame handling touches besides the connection and the read buffer.
 pub struct Engine {
     pub out: Vec<u8>,
+    /// The message: the stamp, then filler to `--size`.
     pub payload: Vec<u8>,
     pub opcode: OpCode,
+    /// The message's frame header, mask key last (overwritten per frame):
+    /// every message has the same length, so it is encoded once.
+    header: [u8; MAX_HEADER_LEN],
+    header_len: usize,
     pub rng: u64,
     pub limits: Limits,
     pub traffic: Traffic,
@@ -45,6 +54,48 @@ pub struct Engine {
 }
 
 impl Engine {
+    pub fn new(
+        traffic: Traffic,
+        size: usize,
+        binary: bool,
+        seed: u64,
+        track_interval: bool,
+    ) -> Engine {
+        let mut payload = vec![b'x'; size.max(stamp::STAMP_LEN)];
+        stamp::write(&mut payload, 0);
+        let opcode = if binary { OpCode::Binary } else { OpCode::Text };
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let header_len = encode_header(
+            &mut header,
+            true,
+            opcode,
+            payload.len() as u64,
+            Some([0; 4]),
+        );
+        Engine {
+            out: Vec::new(),
+            payload,
+            opcode,
+            header,
+            header_len,
+            rng: seed | 1,
+            // A load generator accepts whatever it asked to be echoed.
+            limits: Limits {
+                max_frame_bytes: ECHO_MESSAGE_MAX_BYTES as u64,
+                max_text_message_bytes: ECHO_MESSAGE_MAX_BYTES,
+                max_binary_message_bytes: ECHO_MESSAGE_MAX_BYTES,
+            },
+            traffic,
+            window: None,
+            totals: Totals::default(),
+            errors: BTreeMap::new(),
+            interval: new_histogram(),
+            track_interval,
+            delta: ProgressDelta::default(),
+            outstanding_total: 0,
+        }
+    }
+
     /// Is traffic flowing (after go, before the window ends)?
     pub fn sending(&self, now: u64) -> bool {
         self.window
@@ -140,13 +191,18 @@ impl Engine {
     pub fn queue(&mut self, opcode: OpCode, intended_ns: u64) {
         stamp::write(&mut self.payload, intended_ns);
         let mask = self.next_mask();
-        let payload: &[u8] = if opcode == OpCode::Ping {
-            &self.payload[..stamp::STAMP_LEN]
+        if opcode == OpCode::Ping {
+            let stamp = &self.payload[..stamp::STAMP_LEN];
+            write_frame(&mut self.out, OpCode::Ping, stamp, Some(mask));
         } else {
-            &self.payload
-        };
-        write_frame(&mut self.out, opcode, payload, Some(mask));
-        if opcode != OpCode::Ping {
+            debug_assert_eq!(opcode, self.opcode);
+            // write_frame, minus encoding the same header every time.
+            let out = &mut self.out;
+            out.extend_from_slice(&self.header[..self.header_len]);
+            let payload_at = out.len();
+            out[payload_at - 4..payload_at].copy_from_slice(&mask);
+            out.extend_from_slice(&self.payload);
+            apply_mask(&mut out[payload_at..], mask, 0);
             self.totals.counts.messages_sent += 1;
         }
         self.outstanding_total += 1;
@@ -163,5 +219,34 @@ impl Engine {
     pub fn count_error_n(&mut self, reason: ErrorReason, count: u64) {
         *self.errors.entry(reason).or_default() += count;
         self.delta.errors += count;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_frames_equal_the_codec_s() {
+        for (size, binary) in [(16, false), (64, true), (200, false), (70_000, true)] {
+            let mut engine = Engine::new(Traffic::Idle, size, binary, 42, false);
+            engine.queue(engine.opcode, 0x0123_4567_89ab_cdef);
+            let frame = std::mem::take(&mut engine.out);
+            // The mask this frame used sits just before the payload.
+            let payload_at = frame.len() - size;
+            let mask: [u8; 4] = frame[payload_at - 4..payload_at].try_into().unwrap();
+            let mut expected = Vec::new();
+            write_frame(&mut expected, engine.opcode, &engine.payload, Some(mask));
+            assert_eq!(frame, expected, "size {size}");
+            assert_eq!(engine.totals.counts.messages_sent, 1);
+        }
+    }
+
+    #[test]
+    fn masks_change_per_frame() {
+        let mut engine = Engine::new(Traffic::Idle, 16, false, 7, false);
+        let a = engine.next_mask();
+        let b = engine.next_mask();
+        assert_ne!(a, b);
     }
 }

@@ -7,7 +7,6 @@
 //! one `write`. Deadlines finer than epoll's millisecond timeout go through a
 //! timerfd so an open-loop schedule is kept to the microsecond.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -16,17 +15,16 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use ringgate_wscodec::{
-    ClientHandshakeError, Limits, OpCode, accept_key, parse_server_response, write_client_request,
+    ClientHandshakeError, OpCode, accept_key, parse_server_response, write_client_request,
 };
 use std::os::fd::AsRawFd;
 
 use super::conn::{Conn, Phase};
-use super::control::{Control, ProgressDelta, Window};
+use super::control::{Control, Window};
 use super::engine::{Engine, Traffic};
 use super::socket::{connect_socket, read_once, ws_key};
 use crate::schedule::{Schedule, due_for_conn, latency_us, seq_of};
-use crate::stamp;
-use crate::stats::{ErrorReason, Totals, new_histogram};
+use crate::stats::{ErrorReason, Totals};
 use crate::sys::{self, Timer, now_ns};
 
 const TIMER: Token = Token(usize::MAX - 1);
@@ -42,8 +40,6 @@ const INTERVAL_PUBLISH_NS: u64 = 250_000_000;
 /// A thread that is ready but never told to go gives up after this.
 const GO_WAIT_MAX_NS: u64 = 600_000_000_000;
 const EVENTS_CAPACITY: usize = 1024;
-/// Largest message we send (`--size` is capped at 16 MiB) and so accept back.
-const ECHO_MESSAGE_MAX_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Clone)]
 pub struct ThreadPlan {
@@ -129,34 +125,15 @@ impl Worker {
             Interest::READABLE,
         )?;
         let conns = (0..plan.conns).map(|_| Conn::new()).collect();
-        let mut payload = vec![b'x'; plan.size.max(stamp::STAMP_LEN)];
-        stamp::write(&mut payload, 0);
-        let mut totals = Totals::default();
-        totals.counts.conns_planned = plan.conns as u64;
-        let engine = Engine {
-            out: Vec::with_capacity(READ_BUFFER_BYTES),
-            payload,
-            opcode: if plan.binary {
-                OpCode::Binary
-            } else {
-                OpCode::Text
-            },
-            rng: plan.seed | 1,
-            // A load generator accepts whatever it asked to be echoed.
-            limits: Limits {
-                max_frame_bytes: ECHO_MESSAGE_MAX_BYTES as u64,
-                max_text_message_bytes: ECHO_MESSAGE_MAX_BYTES,
-                max_binary_message_bytes: ECHO_MESSAGE_MAX_BYTES,
-            },
-            traffic: plan.traffic,
-            window: None,
-            totals,
-            errors: BTreeMap::new(),
-            interval: new_histogram(),
-            track_interval: plan.track_interval,
-            delta: ProgressDelta::default(),
-            outstanding_total: 0,
-        };
+        let mut engine = Engine::new(
+            plan.traffic,
+            plan.size,
+            plan.binary,
+            plan.seed,
+            plan.track_interval,
+        );
+        engine.out.reserve(READ_BUFFER_BYTES);
+        engine.totals.counts.conns_planned = plan.conns as u64;
         Ok(Worker {
             plan,
             control,
