@@ -84,6 +84,9 @@ pub struct ServerResult {
     pub rss_before: Option<u64>,
     pub rss_after: Option<u64>,
     pub rss_per_conn: Option<f64>,
+    /// Connections this server gained: its socket count after minus before,
+    /// or loadgen's open connections split evenly if /proc/PID/fd is unreadable.
+    pub conns: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -109,8 +112,11 @@ pub struct ServerSamples {
     pub before: Option<ProcSample>,
     /// Once every connection was open (or failed).
     pub after_connect: Option<ProcSample>,
-    /// Connections open when `after_connect` was taken.
+    /// loadgen's connections open when `after_connect` was taken.
     pub open_at_after: u64,
+    /// Sockets the server held before the first connect and after.
+    pub sockets_before: Option<u64>,
+    pub sockets_after: Option<u64>,
     pub window_start: Option<ProcSample>,
     pub window_end: Option<ProcSample>,
     pub error: Option<String>,
@@ -146,7 +152,7 @@ pub fn build(facts: RunFacts) -> Report {
     let servers = facts
         .servers
         .iter()
-        .map(|s| server_result(s, messages, window_us))
+        .map(|s| server_result(s, facts.servers.len(), messages, window_us))
         .collect();
     let connect_span_s = counts
         .last_connect_ns
@@ -204,17 +210,27 @@ fn utilisation(cpu_us: u64, window_us: f64) -> Option<f64> {
     (window_us > 0.0).then(|| round3(cpu_us as f64 * 100.0 / window_us))
 }
 
-fn server_result(samples: &ServerSamples, messages: u64, window_us: f64) -> ServerResult {
+fn server_result(
+    samples: &ServerSamples,
+    servers: usize,
+    messages: u64,
+    window_us: f64,
+) -> ServerResult {
     let cpu = match (samples.window_start, samples.window_end) {
         (Some(start), Some(end)) => Some(end.cpu.since(start.cpu)),
         _ => None,
     };
     let rss_before = samples.before.map(|s| s.rss_bytes);
     let rss_after = samples.after_connect.map(|s| s.rss_bytes);
-    let rss_per_conn = match (rss_before, rss_after) {
-        (Some(before), Some(after)) if samples.open_at_after > 0 => Some(round3(
-            (after as f64 - before as f64) / samples.open_at_after as f64,
-        )),
+    let conns = match (samples.sockets_before, samples.sockets_after) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+        _ => Some(samples.open_at_after / servers.max(1) as u64),
+    }
+    .filter(|&c| c > 0);
+    let rss_per_conn = match (rss_before, rss_after, conns) {
+        (Some(before), Some(after), Some(conns)) => {
+            Some(round3((after as f64 - before as f64) / conns as f64))
+        }
         _ => None,
     };
     ServerResult {
@@ -226,6 +242,7 @@ fn server_result(samples: &ServerSamples, messages: u64, window_us: f64) -> Serv
         rss_before,
         rss_after,
         rss_per_conn,
+        conns,
         error: samples.error.clone(),
     }
 }
@@ -291,7 +308,7 @@ pub fn summary(report: &Report) -> String {
     for server in &r.servers {
         let _ = writeln!(
             s,
-            "server {:<6} user {} sys {} total {} per msg  cpu {}  rss {} -> {} ({} B/conn){}",
+            "server {:<6} user {} sys {} total {} per msg  cpu {}  rss {} -> {} ({} B/conn over {} conns){}",
             server.pid,
             opt(server.user_us_per_msg, "us"),
             opt(server.sys_us_per_msg, "us"),
@@ -300,6 +317,7 @@ pub fn summary(report: &Report) -> String {
             server.rss_before.map_or("-".into(), |b| b.to_string()),
             server.rss_after.map_or("-".into(), |b| b.to_string()),
             opt(server.rss_per_conn, ""),
+            server.conns.map_or("-".into(), |c| c.to_string()),
             server
                 .error
                 .as_ref()
@@ -403,6 +421,8 @@ mod tests {
             before: sample(0, 0, 10_000_000),
             after_connect: sample(0, 0, 10_000_000 + 100 * 4096),
             open_at_after: 100,
+            sockets_before: Some(3),
+            sockets_after: Some(103),
             window_start: sample(1_000_000, 1_000_000, 0),
             window_end: sample(3_000_000, 7_000_000, 0),
             error: None,
@@ -435,6 +455,7 @@ mod tests {
         assert_eq!(s.total_us_per_msg, Some(8.0));
         assert_eq!(s.cpu_util, Some(80.0));
         assert_eq!(s.rss_per_conn, Some(4096.0));
+        assert_eq!(s.conns, Some(100));
         assert_eq!(r.connect.connect_rate_per_s, 200.0);
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["results"]["servers"][0]["pid"], 42);

@@ -195,6 +195,9 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
         })
         .collect();
     sample_servers(&mut servers, |s| &mut s.before);
+    for server in &mut servers {
+        server.sockets_before = sys::count_sockets(server.pid).ok();
+    }
 
     let mut workers = if common.procs > 1 {
         Workers::Children(ChildWorkers::spawn(common.procs)?)
@@ -209,6 +212,9 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
         server.open_at_after = open_now;
     }
     sample_servers(&mut servers, |s| &mut s.after_connect);
+    for server in &mut servers {
+        server.sockets_after = sys::count_sockets(server.pid).ok();
+    }
 
     let window = window_from(scenario, now_ns());
     workers.go(window);

@@ -181,6 +181,24 @@ pub fn sample_process(pid: u32) -> io::Result<ProcSample> {
     Ok(ProcSample { cpu, rss_bytes })
 }
 
+/// Sockets a process holds (entries of /proc/PID/fd that are sockets): how
+/// many of loadgen's connections a server got, when several share a port.
+pub fn count_sockets(pid: u32) -> io::Result<u64> {
+    let mut sockets = 0;
+    for entry in fs::read_dir(format!("/proc/{pid}/fd"))? {
+        let Ok(entry) = entry else { continue };
+        if let Ok(target) = fs::read_link(entry.path())
+            && target
+                .as_os_str()
+                .as_encoded_bytes()
+                .starts_with(b"socket:")
+        {
+            sockets += 1;
+        }
+    }
+    Ok(sockets)
+}
+
 /// utime and stime (fields 14 and 15, in clock ticks) of a /proc/PID/stat line.
 pub fn parse_stat_cpu(stat: &str, ticks_per_s: u64) -> Option<CpuTime> {
     // The command name (field 2) may hold spaces and parentheses; skip past its last ')'.
@@ -274,6 +292,16 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t    1234 kB\nThreads:\t1\n";
         assert_eq!(parse_status_rss(status), Some(1234 * 1024));
         assert_eq!(parse_status_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn own_sockets_are_counted() {
+        let before = count_sockets(std::process::id()).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let after = count_sockets(std::process::id()).unwrap();
+        drop(listener);
+        // Other tests may open sockets meanwhile; ours is at least counted.
+        assert!(after > before || after >= 1);
     }
 
     #[test]
