@@ -283,11 +283,12 @@ fn latency_matches_injected_delay_and_stall() {
     );
     let latency = &report["results"]["latency_us"];
     let ms = |key: &str| u(&latency[key]) as f64 / 1000.0;
-    assert!((4.9..9.0).contains(&ms("p50")), "p50: {latency}");
-    assert!((80.0..130.0).contains(&ms("p90")), "p90: {latency}");
-    assert!((175.0..215.0).contains(&ms("p99")), "p99: {latency}");
-    assert!((195.0..240.0).contains(&ms("p999")), "p99.9: {latency}");
-    assert!(ms("max") < 260.0, "max: {latency}");
+    // Upper bounds leave room for a busy CI machine delaying either side.
+    assert!((4.9..15.0).contains(&ms("p50")), "p50: {latency}");
+    assert!((80.0..140.0).contains(&ms("p90")), "p90: {latency}");
+    assert!((175.0..230.0).contains(&ms("p99")), "p99: {latency}");
+    assert!((195.0..260.0).contains(&ms("p999")), "p99.9: {latency}");
+    assert!(ms("max") < 300.0, "max: {latency}");
 }
 
 #[test]
