@@ -20,7 +20,7 @@ mod ops;
 pub mod sys;
 
 pub use bufring::{BufRing, RecvBuffer};
-pub use ops::{Completion, Ops, RingConfig, Token, probe_io_uring};
+pub use ops::{Chunk, Completion, MAX_IOVECS, Ops, RingConfig, Token, probe_io_uring};
 
 /// A shard's ring: the operation submitter and its provided-buffer ring.
 ///

@@ -5,7 +5,9 @@
 //! remembers the caller's token and owns the buffer).
 
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::rc::Rc;
 use std::time::Duration;
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
@@ -27,6 +29,8 @@ enum Kind {
     Cancel = 5,
     Tick = 6,
     Wake = 7,
+    SendChunks = 8,
+    Connect = 9,
 }
 
 impl Kind {
@@ -39,6 +43,8 @@ impl Kind {
             5 => Kind::Cancel,
             6 => Kind::Tick,
             7 => Kind::Wake,
+            8 => Kind::SendChunks,
+            9 => Kind::Connect,
             _ => return None,
         })
     }
@@ -99,6 +105,19 @@ pub enum Completion {
         buffer: Vec<u8>,
         offset: usize,
     },
+    /// A chunked send finished: `result` is bytes written (may be short);
+    /// the chunks come back with the `skip` they were sent with.
+    SendChunks {
+        token: Token,
+        result: io::Result<usize>,
+        chunks: Vec<Chunk>,
+        skip: usize,
+    },
+    /// An outgoing connect finished.
+    Connect {
+        token: Token,
+        result: io::Result<()>,
+    },
     /// A close finished.
     Close {
         token: Token,
@@ -112,10 +131,47 @@ pub enum Completion {
     Wake { token: Token },
 }
 
+/// A piece of a connection's output: bytes of its own, or a frame shared by
+/// many connections (one delivery fanned out to every local subscriber
+/// without a copy per subscriber).
+#[derive(Debug)]
+pub enum Chunk {
+    Owned(Vec<u8>),
+    Shared(Rc<[u8]>),
+}
+
+impl Chunk {
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(bytes) => bytes,
+            Chunk::Shared(bytes) => bytes,
+        }
+    }
+}
+
+/// Most iovecs one sendmsg carries (Linux IOV_MAX); the rest goes in the
+/// next send after the completion.
+pub const MAX_IOVECS: usize = 1024;
+
 struct InFlightSend {
     token: Token,
     buffer: Vec<u8>,
     offset: usize,
+}
+
+/// A sendmsg in flight: the chunks, and the iovec array and header the
+/// kernel reads, all kept here until the completion.
+struct InFlightChunks {
+    token: Token,
+    chunks: Vec<Chunk>,
+    skip: usize,
+    _iovecs: Vec<libc::iovec>,
+    _header: Box<libc::msghdr>,
+}
+
+struct InFlightConnect {
+    token: Token,
+    _address: Box<libc::sockaddr_storage>,
 }
 
 /// Submits operations to one io_uring instance and drains its completions.
@@ -123,6 +179,10 @@ pub struct Ops {
     ring: IoUring,
     sends: Vec<Option<InFlightSend>>,
     free_sends: Vec<u32>,
+    chunk_sends: Vec<Option<InFlightChunks>>,
+    free_chunk_sends: Vec<u32>,
+    connects: Vec<Option<InFlightConnect>>,
+    free_connects: Vec<u32>,
     tick_timespec: Box<types::Timespec>,
     wake_value: Box<u64>,
 }
@@ -183,6 +243,10 @@ impl Ops {
                         ring,
                         sends: Vec::new(),
                         free_sends: Vec::new(),
+                        chunk_sends: Vec::new(),
+                        free_chunk_sends: Vec::new(),
+                        connects: Vec::new(),
+                        free_connects: Vec::new(),
                         tick_timespec: Box::new(types::Timespec::new()),
                         wake_value: Box::new(0),
                     });
@@ -276,6 +340,76 @@ impl Ops {
             .flags(libc::MSG_NOSIGNAL)
             .build()
             .user_data(user_data(Kind::Send, u64::from(slot)));
+        self.push(entry)
+    }
+
+    /// Sends the bytes of `chunks` after the first `skip`, as one send for
+    /// a single chunk or one sendmsg over up to [`MAX_IOVECS`] chunks. The
+    /// chunks are owned by the ring until [`Completion::SendChunks`] hands
+    /// them back; a short write is the caller's to resubmit with a larger
+    /// `skip`.
+    pub fn send_chunks(
+        &mut self,
+        fd: RawFd,
+        chunks: Vec<Chunk>,
+        skip: usize,
+        token: Token,
+    ) -> io::Result<()> {
+        let mut iovecs = Vec::with_capacity(chunks.len().min(MAX_IOVECS));
+        let mut to_skip = skip;
+        for chunk in &chunks {
+            let bytes = chunk.bytes();
+            if to_skip >= bytes.len() {
+                to_skip -= bytes.len();
+                continue;
+            }
+            let rest = &bytes[to_skip..];
+            to_skip = 0;
+            iovecs.push(libc::iovec {
+                iov_base: rest.as_ptr() as *mut libc::c_void,
+                iov_len: rest.len(),
+            });
+            if iovecs.len() == MAX_IOVECS {
+                break;
+            }
+        }
+        assert!(!iovecs.is_empty(), "send of an empty range");
+        // SAFETY: msghdr is plain data; all-zero is a valid empty header.
+        let mut header: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        header.msg_iov = iovecs.as_mut_ptr();
+        header.msg_iovlen = iovecs.len();
+        // The iovecs point into heap blocks (Vec and Rc contents) that do not
+        // move when `chunks` and `iovecs` move into the slot table; the
+        // header is boxed for the same reason.
+        let header_pointer = &*header as *const libc::msghdr;
+        let slot = take_slot(&mut self.chunk_sends, &mut self.free_chunk_sends);
+        self.chunk_sends[slot as usize] = Some(InFlightChunks {
+            token,
+            chunks,
+            skip,
+            _iovecs: iovecs,
+            _header: header,
+        });
+        let entry = opcode::SendMsg::new(types::Fd(fd), header_pointer)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(user_data(Kind::SendChunks, u64::from(slot)));
+        self.push(entry)
+    }
+
+    /// Connects a socket to `address`.
+    pub fn connect(&mut self, fd: RawFd, address: SocketAddr, token: Token) -> io::Result<()> {
+        let (storage, length) = socket_address(address);
+        let storage = Box::new(storage);
+        let pointer = (&*storage as *const libc::sockaddr_storage).cast::<libc::sockaddr>();
+        let slot = take_slot(&mut self.connects, &mut self.free_connects);
+        self.connects[slot as usize] = Some(InFlightConnect {
+            token,
+            _address: storage,
+        });
+        let entry = opcode::Connect::new(types::Fd(fd), pointer, length)
+            .build()
+            .user_data(user_data(Kind::Connect, u64::from(slot)));
         self.push(entry)
     }
 
@@ -392,6 +526,35 @@ impl Ops {
                         offset,
                     }
                 }
+                Some(Kind::SendChunks) => {
+                    let slot = token as usize;
+                    let InFlightChunks {
+                        token,
+                        chunks,
+                        skip,
+                        ..
+                    } = self.chunk_sends[slot]
+                        .take()
+                        .expect("chunked send completion for an empty slot");
+                    self.free_chunk_sends.push(slot as u32);
+                    Completion::SendChunks {
+                        token,
+                        result: errno_or(result, |n| n as usize),
+                        chunks,
+                        skip,
+                    }
+                }
+                Some(Kind::Connect) => {
+                    let slot = token as usize;
+                    let InFlightConnect { token, .. } = self.connects[slot]
+                        .take()
+                        .expect("connect completion for an empty slot");
+                    self.free_connects.push(slot as u32);
+                    Completion::Connect {
+                        token,
+                        result: errno_or(result, |_| ()),
+                    }
+                }
                 Some(Kind::Close) => Completion::Close {
                     token,
                     result: errno_or(result, |_| ()),
@@ -416,7 +579,58 @@ impl Drop for Ops {
         for send in self.sends.drain(..).flatten() {
             std::mem::forget(send.buffer);
         }
+        for send in self.chunk_sends.drain(..).flatten() {
+            std::mem::forget(send);
+        }
+        for connect in self.connects.drain(..).flatten() {
+            std::mem::forget(connect);
+        }
     }
+}
+
+/// A free index in a slot table, growing it if none is free.
+fn take_slot<T>(slots: &mut Vec<Option<T>>, free: &mut Vec<u32>) -> u32 {
+    free.pop().unwrap_or_else(|| {
+        slots.push(None);
+        (slots.len() - 1) as u32
+    })
+}
+
+/// A `SocketAddr` as the kernel's sockaddr_storage and its length.
+fn socket_address(address: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let length = match address {
+        SocketAddr::V4(v4) => {
+            let raw = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for
+            // sockaddr_in; we write exactly one sockaddr_in at its start.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), raw) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            let raw = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: as above, for sockaddr_in6.
+            unsafe { std::ptr::write((&mut storage as *mut libc::sockaddr_storage).cast(), raw) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, length as libc::socklen_t)
 }
 
 fn errno_or<T>(result: i32, ok: impl FnOnce(i32) -> T) -> io::Result<T> {

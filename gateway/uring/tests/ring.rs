@@ -176,3 +176,88 @@ fn a_peer_close_is_end_of_stream() {
         other => panic!("unexpected {other:?}"),
     });
 }
+
+#[test]
+fn chunked_sends_carry_owned_and_shared_bytes_in_order() {
+    use ringgate_uring::Chunk;
+    use std::rc::Rc;
+    let (mut client, server) = pair();
+    let mut uring = ring(2, 512);
+    let shared: Rc<[u8]> = Rc::from(&b"-shared-"[..]);
+    let chunks = vec![
+        Chunk::Owned(b"first".to_vec()),
+        Chunk::Shared(Rc::clone(&shared)),
+        Chunk::Owned(b"last".to_vec()),
+    ];
+    // Skip into the middle of the first chunk, as a resubmitted short write does.
+    uring
+        .ops
+        .send_chunks(server.as_raw_fd(), chunks, 2, 11)
+        .unwrap();
+    assert_eq!(
+        Rc::strong_count(&shared),
+        2,
+        "the ring holds the shared frame"
+    );
+    collect(&mut uring, |_, completion| match completion {
+        Completion::SendChunks {
+            token: 11,
+            result,
+            chunks,
+            skip,
+        } => {
+            assert_eq!(result.unwrap(), 15);
+            assert_eq!((chunks.len(), skip), (3, 2));
+            true
+        }
+        other => panic!("unexpected {other:?}"),
+    });
+    assert_eq!(
+        Rc::strong_count(&shared),
+        1,
+        "the shared frame came back and was dropped"
+    );
+    let mut text = [0u8; 15];
+    client.read_exact(&mut text).unwrap();
+    assert_eq!(&text, b"rst-shared-last");
+}
+
+#[test]
+fn connect_reaches_a_listener() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let mut uring = ring(2, 512);
+    uring
+        .ops
+        .connect(socket.as_raw_fd(), listener.local_addr().unwrap(), 5)
+        .unwrap();
+    collect(&mut uring, |_, completion| match completion {
+        Completion::Connect { token: 5, result } => {
+            result.unwrap();
+            true
+        }
+        other => panic!("unexpected {other:?}"),
+    });
+    let (accepted, _) = listener.accept().unwrap();
+    assert_eq!(
+        accepted.peer_addr().unwrap(),
+        socket.local_addr().unwrap().as_socket().unwrap()
+    );
+    // A refused connect reports the errno.
+    let closed_port = {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    uring
+        .ops
+        .connect(socket.as_raw_fd(), closed_port, 6)
+        .unwrap();
+    collect(&mut uring, |_, completion| match completion {
+        Completion::Connect { token: 6, result } => {
+            assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::ECONNREFUSED));
+            true
+        }
+        other => panic!("unexpected {other:?}"),
+    });
+}
