@@ -4,10 +4,13 @@
 //!
 //! Size matters: an idle, open connection is exactly this struct in the
 //! shard's slab, with no heap behind it (the decoder's reassembly buffer and
-//! the output queue are empty `Vec`s until used). A unit test pins the size.
+//! the output queue are empty `Vec`s until used; a partial upgrade request
+//! lives in the shard, not here). A unit test pins the size.
 
 use ringgate_wscodec::Decoder;
 use ringgate_wscodec::Role;
+
+use super::output::Output;
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,10 +68,8 @@ pub struct Conn {
     /// Due tick of this connection's live timer entry; 0 = none.
     pub timer_due: u32,
     pub decoder: Decoder,
-    /// Output waiting to be sent (a pooled buffer when non-empty).
-    pub output: Vec<u8>,
-    /// A partial upgrade request (only while handshaking and split).
-    pub request: Vec<u8>,
+    /// Output waiting to be sent (pooled buffers when non-empty).
+    pub output: Output,
 }
 
 impl Conn {
@@ -85,8 +86,7 @@ impl Conn {
             frame_tick: 0,
             timer_due: 0,
             decoder: Decoder::new(Role::Server),
-            output: Vec::new(),
-            request: Vec::new(),
+            output: Output::default(),
         }
     }
 
@@ -120,7 +120,7 @@ impl Conn {
 
     /// Bytes queued or in flight: what the write-queue cap limits.
     pub fn pending_output(&self) -> usize {
-        self.output.len() + self.in_flight_bytes as usize
+        self.output.queued_bytes() + self.in_flight_bytes as usize
     }
 
     /// True once the socket can be closed: nothing left to send.

@@ -3,6 +3,7 @@
 //! mutable state, no per-message allocation.
 
 pub mod conn;
+pub mod output;
 pub mod pool;
 pub mod shard;
 pub mod stats;

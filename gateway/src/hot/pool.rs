@@ -2,6 +2,8 @@
 //! allocate: a connection takes a buffer when it first has output and the
 //! buffer comes back when its send completes. Idle connections hold none.
 
+use ringgate_uring::Chunk;
+
 /// Buffers above this capacity are freed instead of kept (a burst of large
 /// messages must not pin memory forever).
 const KEEP_CAPACITY_MAX: usize = 64 << 10;
@@ -9,6 +11,7 @@ const NEW_CAPACITY: usize = 1024;
 
 pub struct BufferPool {
     free: Vec<Vec<u8>>,
+    free_chunk_lists: Vec<Vec<Chunk>>,
     keep_max: usize,
 }
 
@@ -17,6 +20,7 @@ impl BufferPool {
     pub fn new(keep_max: usize) -> BufferPool {
         BufferPool {
             free: Vec::with_capacity(keep_max),
+            free_chunk_lists: Vec::new(),
             keep_max,
         }
     }
@@ -30,6 +34,36 @@ impl BufferPool {
                 .unwrap_or_else(|| Vec::with_capacity(NEW_CAPACITY));
         }
         output
+    }
+
+    /// A buffer from the pool (or a new one).
+    pub fn take(&mut self) -> Vec<u8> {
+        self.free
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(NEW_CAPACITY))
+    }
+
+    /// An empty chunk list from the pool (or a new one).
+    pub fn take_chunk_list(&mut self) -> Vec<Chunk> {
+        self.free_chunk_lists
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(8))
+    }
+
+    /// Takes a chunk list back: owned chunks' buffers return to the pool,
+    /// shared frames are released.
+    pub fn put_chunk_list(&mut self, mut chunks: Vec<Chunk>) {
+        for chunk in chunks.drain(..) {
+            if let Chunk::Owned(bytes) = chunk {
+                self.put(bytes);
+            }
+        }
+        if chunks.capacity() != 0
+            && chunks.capacity() <= 1024
+            && self.free_chunk_lists.len() < self.keep_max
+        {
+            self.free_chunk_lists.push(chunks);
+        }
     }
 
     /// Takes a buffer back (or frees it if it is large or the pool is full).

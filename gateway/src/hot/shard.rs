@@ -13,11 +13,14 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringgate_uring::{Completion, Ops, Token, Uring, sys::WakeFd};
+use std::collections::HashMap;
+
+use ringgate_uring::{Chunk, Completion, Ops, Token, Uring, sys::WakeFd};
 use ringgate_wscodec::handshake::{parse_upgrade, write_accept_response, write_error_response};
 use ringgate_wscodec::{HandshakeError, Message, OpCode, write_close, write_frame};
 
 use super::conn::{Conn, Due, Phase, flag};
+use super::output::Outgoing;
 use super::pool::BufferPool;
 use super::stats::ShardStats;
 use super::timer::{self, Entry, TimerWheel};
@@ -38,6 +41,8 @@ fn token(slot: u32, generation: u32) -> Token {
 pub struct Core {
     settings: Arc<Settings>,
     conns: Vec<Conn>,
+    /// Partial upgrade requests of connections whose request arrived split.
+    requests: HashMap<u32, Vec<u8>>,
     free: Vec<u32>,
     live: usize,
     max_live: usize,
@@ -76,6 +81,7 @@ impl Shard {
             uring,
             core: Core {
                 conns: Vec::new(),
+                requests: HashMap::new(),
                 free: Vec::new(),
                 live: 0,
                 max_live,
@@ -204,6 +210,13 @@ impl Shard {
                 buffer,
                 offset,
             } => core.on_send(ops, token, result, buffer, offset)?,
+            Completion::SendChunks {
+                token,
+                result,
+                chunks,
+                skip,
+            } => core.on_send_chunks(ops, token, result, chunks, skip)?,
+            Completion::Connect { .. } => {}
             Completion::Close { token, .. } => core.on_closed(token),
             Completion::Cancel { .. } => {}
             Completion::Tick { .. } => {
@@ -274,22 +287,21 @@ impl Core {
     fn on_request_bytes(&mut self, ops: &mut Ops, slot: usize, data: &mut [u8]) -> io::Result<()> {
         let settings = Arc::clone(&self.settings);
         let config = settings.handshake();
-        if self.conns[slot].request.is_empty() {
+        let Some(mut request) = self.requests.remove(&(slot as u32)) else {
             let consumed = match parse_upgrade(data, &config) {
                 Ok(Some(request)) => {
                     write_accept_response(self.output_of(slot), &request);
                     request.request_len
                 }
                 Ok(None) => {
-                    self.conns[slot].request.extend_from_slice(data);
+                    self.requests.insert(slot as u32, data.to_vec());
                     return Ok(());
                 }
                 Err(error) => return self.refuse(slot, &error),
             };
             self.upgraded(slot);
             return self.on_frames(ops, slot, &mut data[consumed..]);
-        }
-        let mut request = std::mem::take(&mut self.conns[slot].request);
+        };
         request.extend_from_slice(data);
         let consumed = match parse_upgrade(&request, &config) {
             Ok(Some(parsed)) => {
@@ -297,7 +309,7 @@ impl Core {
                 parsed.request_len
             }
             Ok(None) => {
-                self.conns[slot].request = request;
+                self.requests.insert(slot as u32, request);
                 return Ok(());
             }
             Err(error) => return self.refuse(slot, &error),
@@ -319,7 +331,6 @@ impl Core {
         self.stats.count_refusal(error.status());
         write_error_response(self.output_of(slot), error);
         let conn = &mut self.conns[slot];
-        conn.request = Vec::new();
         conn.phase = Phase::Closing;
         conn.phase_tick = self.now;
         conn.set(flag::FINISH_AFTER_FLUSH);
@@ -348,15 +359,15 @@ impl Core {
                             Message::Text(_) | Message::Binary(_) | Message::Pong(_) if closing => {
                             }
                             Message::Text(payload) => {
-                                write_frame(pool.fill(output), OpCode::Text, payload, None);
+                                write_frame(output.writer(pool), OpCode::Text, payload, None);
                                 self.stats.messages_out += 1;
                             }
                             Message::Binary(payload) => {
-                                write_frame(pool.fill(output), OpCode::Binary, payload, None);
+                                write_frame(output.writer(pool), OpCode::Binary, payload, None);
                                 self.stats.messages_out += 1;
                             }
                             Message::Ping(payload) => {
-                                write_frame(pool.fill(output), OpCode::Pong, payload, None);
+                                write_frame(output.writer(pool), OpCode::Pong, payload, None);
                             }
                             Message::Pong(_) => {}
                             Message::Close(frame) => {
@@ -405,7 +416,7 @@ impl Core {
         if !conn.has(flag::CLOSE_SENT) {
             conn.close_code = code.unwrap_or(1005);
             conn.set(flag::CLOSE_SENT);
-            let output = self.pool.fill(&mut conn.output);
+            let output = conn.output.writer(&mut self.pool);
             match code {
                 Some(code) => write_close(output, code, "", None),
                 None => write_frame(output, OpCode::Close, &[], None),
@@ -430,7 +441,7 @@ impl Core {
         if !conn.has(flag::CLOSE_SENT) {
             conn.set(flag::CLOSE_SENT);
             conn.close_code = code;
-            write_close(self.pool.fill(&mut conn.output), code, "", None);
+            write_close(conn.output.writer(&mut self.pool), code, "", None);
         }
         conn.decoder.release_memory();
         conn.phase = Phase::Closing;
@@ -451,8 +462,7 @@ impl Core {
             return;
         }
         self.stats.slow_consumers += 1;
-        let dropped = std::mem::take(&mut conn.output);
-        self.pool.put(dropped);
+        conn.output.clear(&mut self.pool);
         self.close_with(slot, 1008, false);
     }
 
@@ -505,6 +515,47 @@ impl Core {
         Ok(())
     }
 
+    fn on_send_chunks(
+        &mut self,
+        ops: &mut Ops,
+        token: Token,
+        result: io::Result<usize>,
+        chunks: Vec<Chunk>,
+        skip: usize,
+    ) -> io::Result<()> {
+        let Some(slot) = self.lookup(token) else {
+            self.pool.put_chunk_list(chunks);
+            return Ok(());
+        };
+        let total = chunks_len(&chunks);
+        let conn = &mut self.conns[slot];
+        conn.clear(flag::SEND_IN_FLIGHT);
+        conn.in_flight_bytes = 0;
+        match result {
+            Ok(written) if skip + written < total && conn.phase != Phase::Finishing => {
+                self.stats.bytes_out += written as u64;
+                self.stats.short_writes += 1;
+                conn.in_flight_bytes = (total - skip - written) as u32;
+                conn.set(flag::SEND_IN_FLIGHT);
+                return ops.send_chunks(conn.fd, chunks, skip + written, token);
+            }
+            Ok(written) => {
+                self.stats.bytes_out += written as u64;
+                self.pool.put_chunk_list(chunks);
+            }
+            Err(_) => {
+                self.pool.put_chunk_list(chunks);
+                self.stats.socket_errors += 1;
+                self.begin_finish(ops, slot)?;
+            }
+        }
+        if self.conns[slot].phase == Phase::Finishing {
+            return self.close_if_done(ops, slot);
+        }
+        self.mark_dirty(slot);
+        Ok(())
+    }
+
     fn on_closed(&mut self, token: Token) {
         let Some(slot) = self.lookup(token) else {
             return;
@@ -514,9 +565,8 @@ impl Core {
         conn.phase = Phase::Free;
         conn.fd = -1;
         conn.decoder.release_memory();
-        conn.request = Vec::new();
-        let output = std::mem::take(&mut conn.output);
-        self.pool.put(output);
+        conn.output.clear(&mut self.pool);
+        self.requests.remove(&(slot as u32));
         self.free.push(slot as u32);
         self.live -= 1;
     }
@@ -529,8 +579,7 @@ impl Core {
             return Ok(());
         }
         conn.phase = Phase::Finishing;
-        let output = std::mem::take(&mut conn.output);
-        self.pool.put(output);
+        conn.output.clear(&mut self.pool);
         if conn.has(flag::RECV_ARMED) {
             ops.cancel_recv(token)?;
         }
@@ -565,7 +614,7 @@ impl Core {
     }
 
     fn output_of(&mut self, slot: usize) -> &mut Vec<u8> {
-        self.pool.fill(&mut self.conns[slot].output)
+        self.conns[slot].output.writer(&mut self.pool)
     }
 
     /// Sends queued output and re-arms receives, once per connection per turn.
@@ -590,11 +639,20 @@ impl Core {
             conn.set(flag::RECV_ARMED);
             ops.recv_multishot(conn.fd, token)?;
         }
-        if !conn.output.is_empty() && !conn.has(flag::SEND_IN_FLIGHT) {
-            let output = std::mem::take(&mut conn.output);
-            conn.in_flight_bytes = output.len() as u32;
+        if !conn.has(flag::SEND_IN_FLIGHT)
+            && let Some(outgoing) = conn.output.take()
+        {
             conn.set(flag::SEND_IN_FLIGHT);
-            return ops.send(conn.fd, output, 0, token);
+            return match outgoing {
+                Outgoing::Bytes(bytes) => {
+                    conn.in_flight_bytes = bytes.len() as u32;
+                    ops.send(conn.fd, bytes, 0, token)
+                }
+                Outgoing::Chunks(chunks) => {
+                    conn.in_flight_bytes = chunks_len(&chunks) as u32;
+                    ops.send_chunks(conn.fd, chunks, 0, token)
+                }
+            };
         }
         let closed_both_ways = conn.has(flag::CLOSE_SENT) && conn.has(flag::CLOSE_RECEIVED);
         if conn.drained() && (conn.has(flag::FINISH_AFTER_FLUSH) || closed_both_ways) {
@@ -659,7 +717,7 @@ impl Core {
                 self.stats.pings_sent += 1;
                 let conn = &mut self.conns[slot];
                 conn.set(flag::PING_SENT);
-                write_frame(self.pool.fill(&mut conn.output), OpCode::Ping, &[], None);
+                write_frame(conn.output.writer(&mut self.pool), OpCode::Ping, &[], None);
                 self.mark_dirty(slot);
             }
             Due::CloseTimeout => {
@@ -684,4 +742,8 @@ impl Core {
         }
         Ok(())
     }
+}
+
+fn chunks_len(chunks: &[Chunk]) -> usize {
+    chunks.iter().map(|chunk| chunk.bytes().len()).sum()
 }
