@@ -13,5 +13,6 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod defense;
 pub mod hot;
 pub mod log;

@@ -1,0 +1,3 @@
+//! Hot-path defenses shared by every shard: per-IP limits, authentication.
+
+pub mod auth;
