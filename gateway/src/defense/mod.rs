@@ -1,3 +1,4 @@
 //! Hot-path defenses shared by every shard: per-IP limits, authentication.
 
 pub mod auth;
+pub mod ip_table;
