@@ -14,5 +14,6 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod defense;
+pub mod envelope;
 pub mod hot;
 pub mod log;

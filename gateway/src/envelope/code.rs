@@ -120,14 +120,14 @@ impl Field {
     }
 
     /// The field named by a JSON key (after unescaping), if it is one.
-    pub(super) fn from_key(key: &[u8]) -> Option<Field> {
+    pub(super) fn from_key(key: &str) -> Option<Field> {
         Some(match key {
-            b"op" => Field::Op,
-            b"topic" => Field::Topic,
-            b"id" => Field::Id,
-            b"data" => Field::Data,
-            b"trace" => Field::Trace,
-            b"hops" => Field::Hops,
+            "op" => Field::Op,
+            "topic" => Field::Topic,
+            "id" => Field::Id,
+            "data" => Field::Data,
+            "trace" => Field::Trace,
+            "hops" => Field::Hops,
             _ => return None,
         })
     }
@@ -181,8 +181,14 @@ impl Reason {
             Reason::InvalidTrace,
         ];
         let missing = [Field::Op, Field::Topic, Field::Id, Field::Data].map(Reason::MissingField);
-        let wrong_type =
-            [Field::Op, Field::Topic, Field::Id, Field::Trace, Field::Hops].map(Reason::WrongType);
+        let wrong_type = [
+            Field::Op,
+            Field::Topic,
+            Field::Id,
+            Field::Trace,
+            Field::Hops,
+        ]
+        .map(Reason::WrongType);
         let duplicate = Field::ALL.map(Reason::DuplicateField);
         simple
             .into_iter()

@@ -1,4 +1,4 @@
-//! A JSON scanner over bytes: it checks the grammar of RFC 8259 and finds
+//! A JSON scanner over a `str`: it checks the grammar of RFC 8259 and finds
 //! where each value starts and ends, without building anything.
 //!
 //! Beyond the RFC it refuses lone UTF-16 surrogate escapes (I-JSON, RFC
@@ -8,10 +8,10 @@
 //! whether raw (never valid JSON inside a string anyway) or escaped (`\b`,
 //! `\f`, `\u0000`..`\u001F`).
 //!
-//! It does not check UTF-8: its input comes from a text frame that the
-//! WebSocket codec already checked. Containers are walked with a loop and a
-//! 64-bit stack of "is this level an object", not with recursion, so hostile
-//! input cannot grow the call stack.
+//! It reads bytes, but its input is a `str`, so every slice it returns is a
+//! `str` too (all its cuts fall next to ASCII delimiters). Containers are
+//! walked with a loop and a 64-bit stack of "is this level an object", not
+//! with recursion, so hostile input cannot grow the call stack.
 
 use super::{MAX_DEPTH, Reason};
 
@@ -26,19 +26,19 @@ pub(super) enum Kind {
     Array,
 }
 
-/// A scanned value: its exact bytes and its type.
+/// A scanned value: its exact text and its type.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Value<'a> {
-    pub raw: &'a [u8],
+    pub raw: &'a str,
     pub kind: Kind,
 }
 
 impl<'a> Value<'a> {
-    /// For a string, the bytes between its quotes and whether they hold an
+    /// For a string, the text between its quotes and whether it holds an
     /// escape.
-    pub fn string(&self) -> Option<(&'a [u8], bool)> {
+    pub fn string(&self) -> Option<(&'a str, bool)> {
         match self.kind {
-            Kind::String { escaped } => Some((&self.raw[1..self.raw.len() - 1], escaped)),
+            Kind::String { escaped } => Some((self.raw.get(1..self.raw.len() - 1)?, escaped)),
             _ => None,
         }
     }
@@ -57,18 +57,27 @@ enum Expect {
 
 /// A cursor over one message.
 pub(super) struct Scanner<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     pos: usize,
     refuse_control: bool,
 }
 
 impl<'a> Scanner<'a> {
-    pub fn new(bytes: &'a [u8], refuse_control: bool) -> Self {
+    pub fn new(text: &'a str, refuse_control: bool) -> Self {
         Scanner {
-            bytes,
+            text,
+            bytes: text.as_bytes(),
             pos: 0,
             refuse_control,
         }
+    }
+
+    /// The text from `start` to the cursor. Every cut the scanner makes is
+    /// next to an ASCII delimiter, so this never fails for valid UTF-8; if
+    /// it did, the input would be refused rather than the process panic.
+    fn slice(&self, start: usize, end: usize) -> Result<&'a str, Reason> {
+        self.text.get(start..end).ok_or(Reason::InvalidJson)
     }
 
     pub fn peek(&self) -> Option<u8> {
@@ -116,40 +125,36 @@ impl<'a> Scanner<'a> {
     }
 
     /// Scans a string (the cursor is on its opening quote); returns the
-    /// bytes between the quotes and whether they hold an escape.
-    pub fn string(&mut self) -> Result<(&'a [u8], bool), Reason> {
+    /// text between the quotes and whether it holds an escape.
+    pub fn string(&mut self) -> Result<(&'a str, bool), Reason> {
+        let start = self.pos + 1;
+        let escaped = self.skip_string()?;
+        Ok((self.slice(start, self.pos - 1)?, escaped))
+    }
+
+    /// Moves past a string (the cursor is on its opening quote); returns
+    /// whether it holds an escape.
+    fn skip_string(&mut self) -> Result<bool, Reason> {
         self.expect(b'"')?;
-        let start = self.pos;
-        let mut pos = start;
+        let mut pos = self.pos;
         let mut escaped = false;
         loop {
-            // Fast: eight plain bytes at a time.
-            while let Some(chunk) = self.bytes[pos..].first_chunk::<8>() {
-                if has_special_byte(u64::from_le_bytes(*chunk)) {
-                    break;
+            pos = find_special_byte(self.bytes, pos);
+            match self.bytes.get(pos) {
+                None => return Err(Reason::InvalidJson),
+                Some(b'"') => {
+                    self.pos = pos + 1;
+                    return Ok(escaped);
                 }
-                pos += 8;
-            }
-            // Slow: up to the special byte that stopped the fast loop.
-            loop {
-                match self.bytes.get(pos) {
-                    None => return Err(Reason::InvalidJson),
-                    Some(b'"') => {
-                        self.pos = pos + 1;
-                        return Ok((&self.bytes[start..pos], escaped));
-                    }
-                    Some(b'\\') => {
-                        escaped = true;
-                        pos = self.escape(pos)?;
-                        break;
-                    }
-                    // Raw tab, CR and LF are not control characters for the
-                    // rule, but JSON strings may not hold them raw either.
-                    Some(b'\t' | b'\n' | b'\r') => return Err(Reason::InvalidJson),
-                    Some(0..=0x1F) if self.refuse_control => return Err(Reason::ControlCharacter),
-                    Some(0..=0x1F) => return Err(Reason::InvalidJson),
-                    Some(_) => pos += 1,
+                Some(b'\\') => {
+                    escaped = true;
+                    pos = self.escape(pos)?;
                 }
+                // Raw tab, CR and LF are not control characters for the
+                // rule, but JSON strings may not hold them raw either.
+                Some(b'\t' | b'\n' | b'\r') => return Err(Reason::InvalidJson),
+                Some(_) if self.refuse_control => return Err(Reason::ControlCharacter),
+                Some(_) => return Err(Reason::InvalidJson),
             }
         }
     }
@@ -202,7 +207,7 @@ impl<'a> Scanner<'a> {
             _ => self.scalar()?,
         };
         Ok(Value {
-            raw: &self.bytes[start..self.pos],
+            raw: self.slice(start, self.pos)?,
             kind,
         })
     }
@@ -210,10 +215,7 @@ impl<'a> Scanner<'a> {
     /// Scans a string, number or literal.
     fn scalar(&mut self) -> Result<Kind, Reason> {
         match self.peek() {
-            Some(b'"') => {
-                let (_, escaped) = self.string()?;
-                Ok(Kind::String { escaped })
-            }
+            Some(b'"') => self.skip_string().map(|escaped| Kind::String { escaped }),
             Some(b'-' | b'0'..=b'9') => self.number().map(|()| Kind::Number),
             Some(b't') => self.literal(b"true").map(|()| Kind::Bool(true)),
             Some(b'f') => self.literal(b"false").map(|()| Kind::Bool(false)),
@@ -291,7 +293,7 @@ impl<'a> Scanner<'a> {
                 Expect::FirstOrClose | Expect::Element => {}
             }
             if in_object {
-                self.string()?;
+                self.skip_string()?;
                 self.skip_whitespace();
                 self.expect(b':')?;
                 self.skip_whitespace();
@@ -318,9 +320,9 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Checks that `bytes` are one JSON value with optional whitespace around.
-pub(super) fn check_value(bytes: &[u8], refuse_control: bool) -> Result<(), Reason> {
-    let mut scanner = Scanner::new(bytes, refuse_control);
+/// Checks that `text` is one JSON value with optional whitespace around.
+pub(super) fn check_value(text: &str, refuse_control: bool) -> Result<(), Reason> {
+    let mut scanner = Scanner::new(text, refuse_control);
     scanner.skip_whitespace();
     scanner.value()?;
     scanner.skip_whitespace();
@@ -330,17 +332,38 @@ pub(super) fn check_value(bytes: &[u8], refuse_control: bool) -> Result<(), Reas
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any of the eight bytes in `word` is `"`, `\` or below 0x20: the
-/// bytes that end a run of plain string content. (The classic bit tricks:
-/// `x - 0x01.. & !x & 0x80..` is non-zero exactly when some byte of `x` is
-/// zero, and with `0x20..` for `0x01..` when some byte is below 0x20.)
-pub(super) fn has_special_byte(word: u64) -> bool {
+/// The index of the first `"`, `\`, or byte below 0x20 in `bytes` at or
+/// after `pos`, or `bytes.len()`: the bytes that end a run of plain string
+/// content when reading, and that need an escape when writing.
+pub(super) fn find_special_byte(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(chunk) = bytes.get(pos..).and_then(<[u8]>::first_chunk::<8>) {
+        let mask = special_byte_mask(u64::from_le_bytes(*chunk));
+        if mask != 0 {
+            return pos + (mask.trailing_zeros() / 8) as usize;
+        }
+        pos += 8;
+    }
+    while let Some(&byte) = bytes.get(pos) {
+        if byte == b'"' || byte == b'\\' || byte < 0x20 {
+            break;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+/// Eight bytes at a time: a word whose lowest set bit is the high bit of the
+/// first (lowest-addressed, little-endian) special byte of `word`, or 0 when
+/// there is none. The classic tricks: `x - 0x01.. & !x & 0x80..` flags the
+/// bytes of `x` that are zero, and with `0x20..` those below 0x20. A borrow
+/// can only flag bytes above a truly flagged one, so the lowest flag is exact.
+pub(super) fn special_byte_mask(word: u64) -> u64 {
     let below_space = word.wrapping_sub(ONES * 0x20) & !word;
     let quote = word ^ (ONES * u64::from(b'"'));
     let backslash = word ^ (ONES * u64::from(b'\\'));
     let is_quote = quote.wrapping_sub(ONES) & !quote;
     let is_backslash = backslash.wrapping_sub(ONES) & !backslash;
-    (below_space | is_quote | is_backslash) & HIGH_BITS != 0
+    (below_space | is_quote | is_backslash) & HIGH_BITS
 }
 
 /// The four hex digits at `at`, as a number.
@@ -352,27 +375,30 @@ fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
 }
 
 /// Decodes the content of a string the scanner accepted, handing each run of
-/// bytes to `push` in order; stops and returns false as soon as `push` does
+/// text to `push` in order; stops and returns false as soon as `push` does
 /// (or, for content the scanner did not accept, at a broken escape).
-pub(super) fn unescape(content: &[u8], mut push: impl FnMut(&[u8]) -> bool) -> bool {
+pub(super) fn unescape(content: &str, mut push: impl FnMut(&str) -> bool) -> bool {
+    let bytes = content.as_bytes();
     let mut start = 0;
     let mut pos = 0;
-    while pos < content.len() {
-        if content[pos] != b'\\' {
+    while pos < bytes.len() {
+        if bytes[pos] != b'\\' {
             pos += 1;
             continue;
         }
-        let Some((decoded, len)) = decode_escape(&content[pos..]) else {
+        let (Some(run), Some((decoded, len))) =
+            (content.get(start..pos), decode_escape(&bytes[pos..]))
+        else {
             return false;
         };
         let mut utf8 = [0; 4];
-        if !push(&content[start..pos]) || !push(decoded.encode_utf8(&mut utf8).as_bytes()) {
+        if !push(run) || !push(decoded.encode_utf8(&mut utf8)) {
             return false;
         }
         pos += len;
         start = pos;
     }
-    push(&content[start..])
+    content.get(start..).is_some_and(push)
 }
 
 /// The character an escape stands for, and the escape's length.
