@@ -1,24 +1,34 @@
 //! The router: the stateless process between gateways and backend services.
 //!
-//! It will hold the `ringgate-router` binary (dedup of client message ids,
-//! fan-out to gateways and backends) and the backend SDK.
-//!
-//! What it holds today:
+//! What it holds:
 //! - [`protocol`], the router protocol codec shared by gateway, router and
 //!   backend SDK: pure (no I/O, no clock), zero-copy decode, typed errors,
 //!   specified byte by byte in `docs/PROTOCOL.md`;
 //! - [`msgid`], server message ids as `(hybrid logical time, router id,
 //!   sequence)`: a pure hybrid logical clock (time is an argument), a total
 //!   order, a 16-byte binary encoding for the router protocol and a
-//!   26-character sortable text encoding for the client JSON `msg` field.
+//!   26-character sortable text encoding for the client JSON `msg` field;
+//! - [`server`], the router itself (the `ringgate-router` binary, and the
+//!   router the gateway embeds): one io_uring event-loop thread that
+//!   de-duplicates publishes in a fixed-size table, assigns message ids,
+//!   asks the backend that claimed a topic, and fans deliveries out to
+//!   gateways, with credit flow control both ways;
+//! - [`sdk`], the backend SDK (blocking std sockets, one thread per router)
+//!   and, in `examples/chat_history.rs`, a chat backend built on it
+//!   (walkthrough: `docs/BACKENDS.md`).
 //!
-//! No I/O, no clock reads, no `unsafe`.
+//! No `unsafe` here: io_uring lives in `ringgate-uring`. The codec and ids
+//! do no I/O and read no clock; the server reads the clock once per
+//! event-loop turn and passes it down.
 //!
 //! Key numbers: an id is 16 bytes, and its wall time runs until the year
 //! 10889; a protocol frame is an 8-byte header and a body of at most 16 MiB
-//! by default.
+//! by default (1 MiB accepted by the router); a dedup entry is 48 bytes,
+//! allocated at start-up.
 
 #![forbid(unsafe_code)]
 
 pub mod msgid;
 pub mod protocol;
+pub mod sdk;
+pub mod server;

@@ -1,0 +1,109 @@
+//! `ringgate-router`: one stateless router process.
+//!
+//! ```text
+//! ringgate-router --listen 127.0.0.1:7100 --id 1 [--dedup-window-s 300] [--dedup-capacity N]
+//! ```
+//!
+//! Prints `ringgate-router listening on ADDR` on stdout once bound (ADDR is
+//! the real address, so `--listen 127.0.0.1:0` works for scripts), logs JSON
+//! lines on stderr, and on SIGTERM or SIGINT sends GOAWAY to every peer and
+//! exits 0.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use ringgate_router::server::{Router, RouterConfig, StopHandle};
+
+/// A ringgate router: dedup, message ids, fan-out between gateways and backends.
+#[derive(Parser, Debug)]
+#[command(name = "ringgate-router", version)]
+struct Args {
+    /// Address to listen on for gateways and backends.
+    #[arg(long, default_value = "127.0.0.1:7100")]
+    listen: SocketAddr,
+    /// This router's node id: unique in the fleet, the shard map's key.
+    #[arg(long)]
+    id: u32,
+    /// How long a client message id is remembered, in seconds.
+    #[arg(long, default_value_t = 300)]
+    dedup_window_s: u64,
+    /// Dedup entries (48 bytes each, allocated at start-up); at capacity
+    /// the oldest is forgotten first.
+    #[arg(long, default_value_t = 1 << 20)]
+    dedup_capacity: usize,
+    /// Largest frame body a peer may send, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: u32,
+    /// Bytes queued for one peer before it is disconnected as too slow.
+    #[arg(long, default_value_t = 32 << 20)]
+    max_output_bytes: usize,
+    /// How long a backend has to accept or reject a publish, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    verdict_timeout_ms: u64,
+    /// After start, publishes on topics no backend claimed are answered
+    /// `unavailable` for this long, so backends re-claim before the router
+    /// relays their topics (ms; 0 when no backend attaches).
+    #[arg(long, default_value_t = 3_000)]
+    claim_grace_ms: u64,
+    /// File holding the shared secret every peer's HELLO must carry.
+    #[arg(long)]
+    token_file: Option<std::path::PathBuf>,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let token = match &args.token_file {
+        Some(path) => std::fs::read(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim_ascii()
+            .to_vec(),
+        None => Vec::new(),
+    };
+    let config = RouterConfig {
+        id: args.id,
+        dedup_window_ms: args.dedup_window_s.saturating_mul(1000),
+        dedup_capacity: args.dedup_capacity,
+        max_body_bytes: args.max_body_bytes,
+        max_output_bytes: args.max_output_bytes,
+        verdict_timeout_ms: args.verdict_timeout_ms,
+        claim_grace_ms: args.claim_grace_ms,
+        token,
+        ..RouterConfig::default()
+    };
+    config.validate().context("invalid settings")?;
+    ringgate_uring::probe_io_uring().map_err(anyhow::Error::msg)?;
+    let listener =
+        TcpListener::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let stop = StopHandle::new().context("creating the stop eventfd")?;
+    watch_signals(stop.clone())?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "ringgate-router listening on {address}")?;
+    stdout.flush()?;
+    drop(stdout);
+    Router::new(config)
+        .serve(listener, stop)
+        .context("router event loop")?;
+    Ok(())
+}
+
+/// SIGTERM or SIGINT: stop gracefully. A second one: exit at once.
+fn watch_signals(stop: StopHandle) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .context("installing signal handlers")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for (seen, _) in signals.forever().enumerate() {
+                if seen > 0 {
+                    std::process::exit(1);
+                }
+                stop.stop();
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}
