@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ringgate_router::msgid::MessageId;
 use ringgate_router::protocol::{
-    Capabilities, Code, ConnectionRef, Credit, Deliver, Frame, Kick, Presence, PresenceEvent,
-    PublishOutcome, Recipient, Refusal, Role, Target, UNASSIGNED_ID,
+    Capabilities, Code, ConnectionRef, Credit, Deliver, Frame, HopBuffer, Kick, Presence,
+    PresenceEvent, PublishOutcome, Recipient, Refusal, Role, Target, UNASSIGNED_ID,
 };
 use ringgate_router::server::RouterConfig;
 use ringgate_shardmap::hash::{rendezvous_weight, topic_vshard};
@@ -489,5 +489,49 @@ fn a_starting_router_relays_no_unclaimed_topic_until_backends_could_claim() {
     std::thread::sleep(Duration::from_millis(450));
     gateway.publish(3, "news", "alice", "3", "3");
     gateway.expect_ack(3);
+    router.stop().unwrap();
+}
+
+#[test]
+fn traced_publishes_show_the_time_spent_waiting_for_the_backend() {
+    let router = start_router(test_config(10));
+    let mut backend = Peer::backend(router.address(), 1);
+    backend.claim("");
+    let mut gateway = Peer::gateway(router.address(), 1);
+    gateway.subscribe("traced");
+    let mut buffer = HopBuffer::new();
+    let mut traced = publish(1, 1, "traced", "alice", "t1", b"{}");
+    traced.hops = Some(buffer.fill(&[7]).unwrap());
+    gateway.send(&Frame::Publish(traced));
+    let frame = backend.next().unwrap();
+    let (publish_id, message_id, router_in) = match frame.frame() {
+        Frame::Publish(publish) => {
+            let hops: Vec<u64> = publish.hops.expect("hops").iter().collect();
+            assert_eq!(hops.len(), 2, "[gateway_in, router_in]: {hops:?}");
+            (publish.publish_id, publish.message_id, hops[1])
+        }
+        other => panic!("expected PUBLISH, got {other:?}"),
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    backend.verdict(publish_id, PublishOutcome::Accepted { message_id }, false);
+    let (_, delivered) = gateway.expect_ack_and_deliver(1);
+    let hops = delivered.hops.expect("hops");
+    assert_eq!(
+        (hops.len(), hops[0], hops[1]),
+        (3, 7, router_in),
+        "{hops:?}"
+    );
+    assert!(
+        hops[2] >= router_in + 40_000,
+        "router_out after the verdict: {hops:?}"
+    );
+
+    // A backend's own hop list is dropped.
+    let mut own = deliver(Target::Topic, "traced", "1");
+    if let Frame::Deliver(deliver) = &mut own {
+        deliver.hops = Some(buffer.fill(&[1, 2]).unwrap());
+    }
+    backend.send(&own);
+    assert_eq!(gateway.expect_deliver().hops, None);
     router.stop().unwrap();
 }

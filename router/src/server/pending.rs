@@ -84,6 +84,8 @@ pub(super) struct Entry {
     pub message_id: MessageId,
     /// The DELIVER for the topic's subscribers, encoded once at arrival.
     pub deliver: Rc<[u8]>,
+    /// Where the DELIVER's `router_out` hop time is written at release.
+    pub router_out_at: Option<usize>,
     pub publisher: Waiter,
     /// Retries that arrived while this publish waited.
     pub duplicates: Vec<Waiter>,
@@ -103,6 +105,7 @@ impl Entry {
             key,
             message_id,
             deliver,
+            router_out_at: None,
             publisher,
             duplicates: Vec::new(),
             state: State::Decided(Decision::Accepted { fanout: true }),

@@ -21,7 +21,9 @@ use std::rc::Rc;
 use ringgate_uring::Chunk;
 
 use crate::msgid::MessageId;
-use crate::protocol::{Code, Deliver, Encoder, Frame, Publish, PublishAck, PublishOutcome, Target};
+use crate::protocol::{
+    Code, Deliver, Encoder, Frame, MAX_HOPS, Publish, PublishAck, PublishOutcome, Target,
+};
 
 use super::core::Core;
 use super::dedup::DedupKey;
@@ -96,8 +98,9 @@ impl Core {
         if !must_wait {
             return self.relay_now(&publish, key, message_id, waiter);
         }
-        let deliver = self.encode_topic_deliver(&publish, message_id);
-        let entry = Entry::new(publish.topic, key, message_id, deliver, waiter);
+        let (deliver, router_out_at) = self.encode_topic_deliver(&publish, message_id);
+        let mut entry = Entry::new(publish.topic, key, message_id, deliver, waiter);
+        entry.router_out_at = router_out_at;
         match forward {
             Some((backend, bytes)) => {
                 self.stats.forwarded_to_backends += 1;
@@ -127,7 +130,7 @@ impl Core {
             self.dedup.insert(key, message_id, self.clock.mono_ms);
         }
         if !self.subscriptions.subscribers(publish.topic).is_empty() {
-            let deliver = self.encode_topic_deliver(publish, message_id);
+            let (deliver, _) = self.encode_topic_deliver(publish, message_id);
             self.fan_out_topic(publish.topic, &deliver);
         }
         self.answer(waiter, PublishOutcome::Accepted { message_id });
@@ -181,10 +184,36 @@ impl Core {
         Ok(bytes)
     }
 
-    /// The topic DELIVER of a publish, encoded once for every gateway.
-    fn encode_topic_deliver(&mut self, publish: &Publish<'_>, message_id: MessageId) -> Rc<[u8]> {
+    /// The topic DELIVER of a publish, encoded once for every gateway, and
+    /// where in it the `router_out` hop time goes (written at release).
+    ///
+    /// A traced publish's DELIVER carries the publish's hops then
+    /// `router_in` (now) and `router_out` (now, rewritten when the publish
+    /// is released after a backend's verdict): `docs/PROTOCOL.md`, hop
+    /// timestamps. A full list goes on unchanged.
+    fn encode_topic_deliver(
+        &mut self,
+        publish: &Publish<'_>,
+        message_id: MessageId,
+    ) -> (Rc<[u8]>, Option<usize>) {
+        let now_us = self.clock.wall_us;
+        let mut router_out = false;
         let hops = match publish.hops {
-            Some(hops) => Some(self.hops.append(hops, self.clock.wall_us).unwrap_or(hops)),
+            Some(hops) => {
+                let mut times = [0u64; MAX_HOPS];
+                for (slot, time) in times.iter_mut().zip(hops.iter()) {
+                    *slot = time;
+                }
+                let mut count = hops.len();
+                for _ in 0..2 {
+                    if count < MAX_HOPS {
+                        times[count] = now_us;
+                        count += 1;
+                        router_out = count == hops.len() + 2;
+                    }
+                }
+                self.hops.fill(&times[..count])
+            }
             None => None,
         };
         let deliver = Frame::Deliver(Deliver {
@@ -203,7 +232,9 @@ impl Core {
         Encoder::new(u32::MAX)
             .encode(&deliver, &mut self.scratch)
             .expect("a decoded publish re-encodes as a deliver");
-        self.shared_scratch()
+        // The last hop sits just before the payload and its u32 length.
+        let router_out_at = router_out.then(|| self.scratch.len() - publish.payload.len() - 4 - 8);
+        (self.shared_scratch(), router_out_at)
     }
 
     /// A backend's PUBLISH_ACK.
@@ -240,7 +271,7 @@ impl Core {
     }
 
     /// Delivers and acknowledges one decided publish (and its retries).
-    fn emit(&mut self, entry: Entry, decision: Decision) {
+    fn emit(&mut self, mut entry: Entry, decision: Decision) {
         let now = self.clock.mono_ms;
         let (outcome_for_publisher, outcome_for_retries) = match &decision {
             Decision::Accepted { fanout } => {
@@ -249,6 +280,11 @@ impl Core {
                     self.dedup.insert(key, entry.message_id, now);
                 }
                 if *fanout {
+                    if let Some(at) = entry.router_out_at
+                        && let Some(frame) = Rc::get_mut(&mut entry.deliver)
+                    {
+                        frame[at..at + 8].copy_from_slice(&self.clock.wall_us.to_be_bytes());
+                    }
                     self.fan_out_topic(&entry.topic, &entry.deliver);
                 }
                 (

@@ -156,13 +156,10 @@ impl Core {
             self.targets = targets;
             return;
         }
-        let hops = match deliver.hops {
-            Some(hops) => Some(self.hops.append(hops, self.clock.wall_us).unwrap_or(hops)),
-            None => None,
-        };
+        // Hop lists trace client publishes; one from a backend is dropped.
         let frame = Frame::Deliver(Deliver {
             message_id,
-            hops,
+            hops: None,
             ..deliver
         });
         self.scratch.clear();
