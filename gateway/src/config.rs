@@ -15,7 +15,8 @@ use serde::Deserialize;
 pub enum Mode {
     /// Echo every message back with its type and boundaries.
     Echo,
-    /// Publish/subscribe through routers (arrives with the router work).
+    /// Publish/subscribe through routers (the default; with no `[[router]]`
+    /// an embedded router runs inside the gateway).
     Relay,
 }
 
@@ -24,6 +25,21 @@ pub enum Mode {
 pub struct Config {
     pub gateway: GatewayConfig,
     pub limits: LimitsConfig,
+    /// Routers for relay mode (`[[router]]` tables). Empty: an embedded
+    /// router runs inside the gateway (the single-host default).
+    pub router: Vec<RouterConfig>,
+    /// JWT authentication at upgrade (`[auth]`).
+    pub auth: crate::defense::auth::AuthConfig,
+}
+
+/// One router a relay-mode gateway links to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterConfig {
+    /// The router's node id (its `--id`); the shard map hashes over these.
+    pub id: u32,
+    /// Where it listens for gateways.
+    pub address: SocketAddr,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -33,9 +49,16 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Shard threads; 0 = one per available core.
     pub shards: usize,
+    /// This gateway's id among gateways (below 2^24); routers see shard `i`
+    /// as node `node_id * 256 + i`.
+    pub node_id: u32,
     pub mode: Mode,
     /// Subprotocols offered, in preference order of the client's list.
     pub subprotocols: Vec<String>,
+    /// Browser origins allowed to upgrade (cross-site WebSocket hijacking
+    /// defense), e.g. `["https://chat.example.com"]`. Empty: any origin. A
+    /// request without an Origin header (a non-browser client) is allowed.
+    pub allowed_origins: Vec<String>,
     /// After SIGTERM/SIGINT, how long to wait for close handshakes.
     pub drain_timeout_ms: u64,
     /// Provided receive buffers per shard (power of two, <= 32768).
@@ -57,6 +80,57 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     pub max_write_queue_bytes: usize,
     pub frame_timeout_ms: u64,
+    /// `[limits.per_ip]`: per-address limits at accept.
+    pub per_ip: PerIpConfig,
+}
+
+/// `[limits.per_ip]` (brief defaults; 0 turns a limit off).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerIpConfig {
+    pub max_connections: u32,
+    pub connects_per_minute: u32,
+    pub failed_auths_per_minute: u32,
+    pub ban_seconds: u32,
+    /// CIDRs that bypass every per-IP limit (load balancers, test hosts).
+    pub exempt: Vec<crate::defense::ip_table::Cidr>,
+    /// Slots in the shared table (power of two); about 4 per address that
+    /// holds state at once. 48 bytes each, allocated at start-up.
+    pub table_slots: usize,
+    /// Addresses are grouped by these prefix lengths.
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+}
+
+impl Default for PerIpConfig {
+    fn default() -> Self {
+        let limits = crate::defense::ip_table::IpLimits::default();
+        PerIpConfig {
+            max_connections: limits.max_connections,
+            connects_per_minute: limits.connects_per_minute,
+            failed_auths_per_minute: limits.failed_auths_per_minute,
+            ban_seconds: limits.ban_seconds,
+            exempt: Vec::new(),
+            table_slots: limits.slots,
+            ipv4_prefix: limits.v4_prefix,
+            ipv6_prefix: limits.v6_prefix,
+        }
+    }
+}
+
+impl PerIpConfig {
+    pub fn limits(&self) -> crate::defense::ip_table::IpLimits {
+        crate::defense::ip_table::IpLimits {
+            max_connections: self.max_connections,
+            connects_per_minute: self.connects_per_minute,
+            failed_auths_per_minute: self.failed_auths_per_minute,
+            ban_seconds: self.ban_seconds,
+            exempt: self.exempt.clone(),
+            slots: self.table_slots,
+            v4_prefix: self.ipv4_prefix,
+            v6_prefix: self.ipv6_prefix,
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -64,8 +138,10 @@ impl Default for GatewayConfig {
         GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             shards: 0,
-            mode: Mode::Echo,
+            node_id: 1,
+            mode: Mode::Relay,
             subprotocols: Vec::new(),
+            allowed_origins: Vec::new(),
             drain_timeout_ms: 10_000,
             recv_buffers: 2048,
             recv_buffer_bytes: 4096,
@@ -86,6 +162,7 @@ impl Default for LimitsConfig {
             max_connections: 0,
             max_write_queue_bytes: 1 << 20,
             frame_timeout_ms: 10_000,
+            per_ip: PerIpConfig::default(),
         }
     }
 }
@@ -138,12 +215,41 @@ impl Config {
         };
         let gateway = &self.gateway;
         let limits = &self.limits;
-        if gateway.mode == Mode::Relay {
+        if let Err(error) = crate::defense::auth::Authenticator::from_config(&self.auth) {
+            return Err(invalid(error.key(), error.to_string()));
+        }
+        if let Err(error) = limits.per_ip.limits().validate() {
+            // The message names the limits.per_ip key.
+            return Err(ConfigError::Parse {
+                path: origin.to_string(),
+                message: error.to_string(),
+            });
+        }
+        if gateway.node_id == 0 || gateway.node_id >= 1 << 24 {
             return Err(invalid(
-                "gateway.mode",
-                "\"relay\" needs the router fabric, which this build does not include yet; \
-                 use \"echo\""
-                    .into(),
+                "gateway.node_id",
+                format!("{} must be from 1 to 16777215", gateway.node_id),
+            ));
+        }
+        if gateway.shards > 256 {
+            return Err(invalid(
+                "gateway.shards",
+                format!("{} is more than 256", gateway.shards),
+            ));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for router in &self.router {
+            if !ids.insert(router.id) {
+                return Err(invalid(
+                    "router.id",
+                    format!("router id {} appears twice", router.id),
+                ));
+            }
+        }
+        if self.router.len() > 64 {
+            return Err(invalid(
+                "router",
+                format!("{} routers; at most 64", self.router.len()),
             ));
         }
         if gateway.shards > 1024 {
@@ -175,6 +281,17 @@ impl Config {
                 return Err(invalid(
                     "gateway.subprotocols",
                     format!("{protocol:?} is not an HTTP token"),
+                ));
+            }
+        }
+        for origin in &gateway.allowed_origins {
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.ends_with('/')
+                && !origin[origin.find("://").map_or(0, |i| i + 3)..].contains('/');
+            if !valid {
+                return Err(invalid(
+                    "gateway.allowed_origins",
+                    format!("{origin:?} is not an origin (scheme://host[:port], no path)"),
                 ));
             }
         }
@@ -321,6 +438,18 @@ mod tests {
         );
         let error = Config::parse("[gateway]\nsubprotocols = [\"a b\"]\n", "test").unwrap_err();
         assert!(error.to_string().contains("gateway.subprotocols"));
+    }
+
+    #[test]
+    fn routers_are_listed_with_unique_ids() {
+        let text = "[gateway]\nmode = \"relay\"\n[[router]]\nid = 1\naddress = \"127.0.0.1:7100\"\n\
+                    [[router]]\nid = 2\naddress = \"127.0.0.1:7101\"\n";
+        let config = Config::parse(text, "t").unwrap();
+        assert_eq!(config.router.len(), 2);
+        let error = Config::parse(&text.replace("id = 2", "id = 1"), "t").unwrap_err();
+        assert!(error.to_string().contains("router.id"), "{error}");
+        let error = Config::parse("[gateway]\nnode_id = 0\n", "t").unwrap_err();
+        assert!(error.to_string().contains("gateway.node_id"), "{error}");
     }
 
     #[test]

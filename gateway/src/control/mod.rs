@@ -14,11 +14,17 @@ use ringgate_wscodec::handshake::HandshakeConfig;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::{Config, Mode};
+use crate::defense::auth::Authenticator;
+use crate::defense::ip_table::IpTable;
 use crate::hot::conn::Deadlines;
+use crate::hot::relay::RouterAddress;
 use crate::hot::shard::Shard;
 use crate::hot::stats::ShardStats;
 use crate::hot::timer::ticks;
 use crate::log;
+
+/// The node id of the router embedded in a gateway with no `[[router]]`.
+const EMBEDDED_ROUTER_ID: u32 = 1;
 
 /// How long a close we started waits for the peer's close frame.
 const CLOSE_LINGER_MS: u64 = 5_000;
@@ -29,12 +35,30 @@ pub struct Settings {
     pub codec_limits: Limits,
     pub max_header_bytes: usize,
     pub subprotocols: Vec<String>,
+    /// Origins allowed to upgrade; empty: any.
+    pub allowed_origins: Vec<String>,
     pub deadlines: Deadlines,
     pub max_connections_per_shard: usize,
     pub max_write_queue_bytes: usize,
     pub drain_timeout_ms: u64,
     pub ring: RingConfig,
     pub pool_buffers: usize,
+    /// Relay mode: this gateway's id and its routers. None: echo mode.
+    pub relay: Option<Routing>,
+    /// JWT verification at upgrade; None: every connection is anonymous.
+    pub authenticator: Option<Arc<Authenticator>>,
+    /// Per-address limits, shared lock-free by every shard.
+    pub ip_table: Arc<IpTable>,
+    /// The clock origin all shards share (the IP table's times must agree).
+    pub epoch: std::time::Instant,
+}
+
+/// Where relay-mode shards send client messages.
+#[derive(Clone, Debug)]
+pub struct Routing {
+    /// The gateway's id; shard `i` is node `node_id * 256 + i` to routers.
+    pub node_id: u32,
+    pub routers: Vec<RouterAddress>,
 }
 
 impl Settings {
@@ -59,6 +83,7 @@ impl Settings {
                 limits.max_header_bytes
             },
             subprotocols: config.gateway.subprotocols.clone(),
+            allowed_origins: config.gateway.allowed_origins.clone(),
             deadlines: Deadlines {
                 handshake: ticks(limits.handshake_timeout_ms),
                 frame: ticks(limits.frame_timeout_ms),
@@ -75,6 +100,10 @@ impl Settings {
                 ..RingConfig::default()
             },
             pool_buffers: 256,
+            relay: None,
+            authenticator: None,
+            ip_table: Arc::new(IpTable::new(&limits.per_ip.limits())),
+            epoch: std::time::Instant::now(),
         }
     }
 
@@ -131,7 +160,72 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
     } else {
         config.gateway.shards
     };
-    let settings = Arc::new(Settings::from_config(config, shards, file_limit));
+    let mut settings = Settings::from_config(config, shards, file_limit);
+    // Single-host default: relay mode with no [[router]] runs one router as a
+    // thread here, on an ephemeral loopback port, spoken to like any other.
+    let mut embedded_router = None;
+    settings.authenticator = Authenticator::from_config(&config.auth)
+        .map_err(|error| anyhow::anyhow!("{error}"))?
+        .map(Arc::new);
+    match &settings.authenticator {
+        None => log::warn(
+            "auth_off",
+            "AUTHENTICATION IS OFF: every connection is accepted as an anonymous user \
+             (set [auth] jwt_hs256_secret or jwt_public_key_file, and required = true)",
+        ),
+        Some(auth) if !auth.required() => log::warn(
+            "auth_optional",
+            &format!(
+                "auth.required = false: connections without a token are accepted as \
+                 anonymous users ({} tokens are verified when present)",
+                auth.algorithm_name()
+            ),
+        ),
+        Some(auth) => log::info(
+            "auth_on",
+            &format!(
+                "every connection must present a valid {} token",
+                auth.algorithm_name()
+            ),
+        ),
+    }
+    if config.gateway.mode == Mode::Relay {
+        let routers = if config.router.is_empty() {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0")
+                .context("binding the embedded router")?;
+            let router =
+                ringgate_router::server::Router::new(ringgate_router::server::RouterConfig {
+                    id: EMBEDDED_ROUTER_ID,
+                    ..Default::default()
+                })
+                .spawn(listener)
+                .context("starting the embedded router")?;
+            let address = router.address();
+            log::info(
+                "embedded_router",
+                &format!("embedded router listening on {address}"),
+            );
+            embedded_router = Some(router);
+            vec![RouterAddress {
+                id: EMBEDDED_ROUTER_ID,
+                address,
+            }]
+        } else {
+            config
+                .router
+                .iter()
+                .map(|r| RouterAddress {
+                    id: r.id,
+                    address: r.address,
+                })
+                .collect()
+        };
+        settings.relay = Some(Routing {
+            node_id: config.gateway.node_id,
+            routers,
+        });
+    }
+    let settings = Arc::new(settings);
 
     // The first bind resolves port 0; the others join its SO_REUSEPORT group.
     let first = bind_listener(config.gateway.listen)
@@ -207,6 +301,12 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
             Ok(Ok(stats)) => total.merge(&stats),
             Ok(Err(error)) => bail!("shard {index} failed: {error}"),
             Err(_) => bail!("shard {index} panicked"),
+        }
+    }
+    if let Some(router) = embedded_router {
+        match router.stop() {
+            Ok(stats) => log::info("embedded_router_stopped", &format!("{stats:?}")),
+            Err(error) => log::warn("embedded_router_failed", &format!("{error}")),
         }
     }
     Ok(total)

@@ -11,6 +11,7 @@ use ringgate_wscodec::Decoder;
 use ringgate_wscodec::Role;
 
 use super::output::Output;
+use crate::defense::ip_table::IpHandle;
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +71,8 @@ pub struct Conn {
     pub decoder: Decoder,
     /// Output waiting to be sent (pooled buffers when non-empty).
     pub output: Output,
+    /// The connection's place in the per-IP table, released at close.
+    pub ip: Option<IpHandle>,
 }
 
 impl Conn {
@@ -87,6 +90,7 @@ impl Conn {
             timer_due: 0,
             decoder: Decoder::new(Role::Server),
             output: Output::default(),
+            ip: None,
         }
     }
 

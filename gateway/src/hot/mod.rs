@@ -5,6 +5,7 @@
 pub mod conn;
 pub mod output;
 pub mod pool;
+pub mod relay;
 pub mod shard;
 pub mod stats;
 pub mod timer;

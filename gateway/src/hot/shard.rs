@@ -14,18 +14,32 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use ringgate_uring::{Chunk, Completion, Ops, Token, Uring, sys::WakeFd};
-use ringgate_wscodec::handshake::{parse_upgrade, write_accept_response, write_error_response};
-use ringgate_wscodec::{HandshakeError, Message, OpCode, write_close, write_frame};
+use ringgate_wscodec::handshake::{
+    UpgradeRequest, parse_upgrade, write_accept_response, write_error_response, write_http_response,
+};
+use ringgate_wscodec::{Decoder, HandshakeError, Message, OpCode, Role, write_close, write_frame};
 
 use super::conn::{Conn, Due, Phase, flag};
 use super::output::Outgoing;
 use super::pool::BufferPool;
+use super::relay::{self, Relay};
 use super::stats::ShardStats;
 use super::timer::{self, Entry, TimerWheel};
 use crate::control::{Control, Settings};
 use crate::log;
+
+/// Why an upgrade is refused with an HTTP status (policy, not syntax).
+#[derive(Clone, Copy, Debug)]
+pub struct Refusal {
+    pub status: u16,
+    /// Short text for the body and the metric label.
+    pub reason: &'static str,
+    /// Retry-After seconds; 0: no header.
+    pub retry_after_s: u32,
+}
 
 /// Token of the listener's multishot accept.
 const LISTENER: Token = u32::MAX as Token;
@@ -39,20 +53,33 @@ fn token(slot: u32, generation: u32) -> Token {
 /// Everything a shard owns except the ring, so handlers can borrow a received
 /// buffer from the ring while they change connection state.
 pub struct Core {
-    settings: Arc<Settings>,
-    conns: Vec<Conn>,
+    pub(in crate::hot) settings: Arc<Settings>,
+    pub(in crate::hot) conns: Vec<Conn>,
     /// Partial upgrade requests of connections whose request arrived split.
-    requests: HashMap<u32, Vec<u8>>,
-    free: Vec<u32>,
-    live: usize,
-    max_live: usize,
-    wheel: TimerWheel,
-    fired: Vec<Entry>,
-    dirty: Vec<u32>,
-    pool: BufferPool,
-    pub stats: ShardStats,
-    now: u32,
-    draining: bool,
+    pub(in crate::hot) requests: HashMap<u32, Vec<u8>>,
+    /// Users of authenticated connections (anonymous ones have none).
+    pub(in crate::hot) users: HashMap<u32, Box<str>>,
+    /// Peer addresses of connections still handshaking (failed auths count
+    /// against them).
+    pub(in crate::hot) handshake_peers: HashMap<u32, IpAddr>,
+    /// Connections refused at accept by a per-IP limit, answered once their
+    /// request arrives.
+    pub(in crate::hot) refusals: HashMap<u32, Refusal>,
+    /// Scratch for answers sent without a connection slot.
+    pub(in crate::hot) scratch: Vec<u8>,
+    pub(in crate::hot) free: Vec<u32>,
+    pub(in crate::hot) live: usize,
+    pub(in crate::hot) max_live: usize,
+    pub(in crate::hot) wheel: TimerWheel,
+    pub(in crate::hot) fired: Vec<Entry>,
+    pub(in crate::hot) dirty: Vec<u32>,
+    pub(in crate::hot) pool: BufferPool,
+    pub(in crate::hot) stats: ShardStats,
+    pub(in crate::hot) now: u32,
+    pub(in crate::hot) draining: bool,
+    pub(in crate::hot) relay: Option<Relay>,
+    /// Router links with queued output (bit per link).
+    pub(in crate::hot) dirty_links: u64,
 }
 
 pub struct Shard {
@@ -75,6 +102,14 @@ impl Shard {
         control: Arc<Control>,
     ) -> io::Result<Shard> {
         let uring = Uring::new(&settings.ring)?;
+        let settings_epoch = settings.epoch;
+        let relay = match &settings.relay {
+            Some(routing) => Some(Relay::new(
+                routing.node_id * 256 + index as u32,
+                &routing.routers,
+            )?),
+            None => None,
+        };
         let max_live = settings.max_connections_per_shard;
         Ok(Shard {
             index,
@@ -82,6 +117,10 @@ impl Shard {
             core: Core {
                 conns: Vec::new(),
                 requests: HashMap::new(),
+                users: HashMap::new(),
+                handshake_peers: HashMap::new(),
+                refusals: HashMap::new(),
+                scratch: Vec::new(),
                 free: Vec::new(),
                 live: 0,
                 max_live,
@@ -92,13 +131,15 @@ impl Shard {
                 stats: ShardStats::default(),
                 now: 0,
                 draining: false,
+                relay,
+                dirty_links: 0,
                 settings,
             },
             completions: Vec::with_capacity(1024),
             listener: Some(listener),
             wake,
             control,
-            started: Instant::now(),
+            started: settings_epoch,
         })
     }
 
@@ -174,6 +215,44 @@ impl Shard {
                 token,
                 result,
                 more,
+            } if relay::link_of_token(token).is_some() => {
+                let Some(index) = core.link_of(token) else {
+                    if let Ok(Some(buffer)) = result {
+                        buffers.recycle(buffer);
+                    }
+                    return Ok(());
+                };
+                match result {
+                    Ok(Some(buffer)) => {
+                        core.on_link_data(ops, index, buffers.bytes_mut(&buffer));
+                        buffers.recycle(buffer);
+                        if !more {
+                            let ended = io::Error::from_raw_os_error(libc::ENOBUFS);
+                            core.on_link_recv_end(ops, index, Some(ended))?;
+                        }
+                    }
+                    Ok(None) => core.on_link_recv_end(ops, index, None)?,
+                    Err(error) => core.on_link_recv_end(ops, index, Some(error))?,
+                }
+            }
+            Completion::Send {
+                token,
+                result,
+                buffer,
+                offset,
+            } if relay::link_of_token(token).is_some() => match core.link_of(token) {
+                Some(index) => core.on_link_sent(ops, index, result, buffer, offset)?,
+                None => core.pool.put(buffer),
+            },
+            Completion::Connect { token, result } => {
+                if let Some(index) = core.link_of(token) {
+                    core.on_link_connected(ops, index, result)?;
+                }
+            }
+            Completion::Recv {
+                token,
+                result,
+                more,
             } => {
                 let Some(slot) = core.lookup(token) else {
                     if let Ok(Some(buffer)) = result {
@@ -216,7 +295,6 @@ impl Shard {
                 chunks,
                 skip,
             } => core.on_send_chunks(ops, token, result, chunks, skip)?,
-            Completion::Connect { .. } => {}
             Completion::Close { token, .. } => core.on_closed(token),
             Completion::Cancel { .. } => {}
             Completion::Tick { .. } => {
@@ -237,17 +315,61 @@ impl Core {
         (conn.generation == generation && conn.phase != Phase::Free).then_some(slot)
     }
 
+    /// The live link a token names (stale generations are ignored).
+    fn link_of(&self, token: Token) -> Option<usize> {
+        let (index, generation) = relay::link_of_token(token)?;
+        let link = self.relay.as_ref()?.links.get(index)?;
+        (link.generation == generation).then_some(index)
+    }
+
     fn token_of(&self, slot: usize) -> Token {
         token(slot as u32, self.conns[slot].generation)
     }
 
     fn on_accept(&mut self, ops: &mut Ops, fd: RawFd) -> io::Result<()> {
         self.stats.accepted += 1;
-        if self.draining || (self.max_live != 0 && self.live >= self.max_live) {
-            self.stats.refused_at_capacity += 1;
+        if self.draining {
             ringgate_uring::sys::close_fd(fd);
             return Ok(());
         }
+        if self.max_live != 0 && self.live >= self.max_live {
+            self.stats.refused_at_capacity += 1;
+            self.refuse_at_accept(
+                fd,
+                Refusal {
+                    status: 503,
+                    reason: "at_capacity",
+                    retry_after_s: 1,
+                },
+            );
+            return Ok(());
+        }
+        let peer = match ringgate_uring::sys::peer_address(fd) {
+            Ok(peer) => peer.ip(),
+            Err(_) => {
+                // Reset before we looked: nothing to answer.
+                self.stats.socket_errors += 1;
+                ringgate_uring::sys::close_fd(fd);
+                return Ok(());
+            }
+        };
+        let now_ms = self.settings.epoch.elapsed().as_millis() as u64;
+        let (handle, refusal) = match self.settings.ip_table.admit(peer, now_ms) {
+            Ok(handle) => (Some(handle), None),
+            Err(refusal) => {
+                *self
+                    .stats
+                    .ip_refusals
+                    .entry(refusal.reason.as_str())
+                    .or_default() += 1;
+                let answer = Refusal {
+                    status: refusal.status(),
+                    reason: refusal.reason.as_str(),
+                    retry_after_s: refusal.retry_after_s,
+                };
+                (None, Some(answer))
+            }
+        };
         let slot = match self.free.pop() {
             Some(slot) => slot as usize,
             None => {
@@ -256,11 +378,32 @@ impl Core {
             }
         };
         self.conns[slot].open(fd, self.now);
+        self.conns[slot].ip = handle;
+        self.handshake_peers.insert(slot as u32, peer);
+        if let Some(refusal) = refusal {
+            self.refusals.insert(slot as u32, refusal);
+        }
         self.live += 1;
         ops.recv_multishot(fd, self.token_of(slot))?;
         self.conns[slot].set(flag::RECV_ARMED);
         self.arm(slot);
         Ok(())
+    }
+
+    /// Answers and closes a connection without giving it a slot: one
+    /// non-blocking send of a short HTTP response, then close.
+    fn refuse_at_accept(&mut self, fd: RawFd, refusal: Refusal) {
+        self.stats.count_refusal(refusal.status);
+        let retry_after = refusal.retry_after_s.to_string();
+        self.scratch.clear();
+        write_http_response(
+            &mut self.scratch,
+            refusal.status,
+            &[("Retry-After", &retry_after)],
+            refusal.reason,
+        );
+        let _ = ringgate_uring::sys::send_now(fd, &self.scratch);
+        ringgate_uring::sys::close_fd(fd);
     }
 
     fn on_accept_error(&mut self, error: &io::Error) {
@@ -285,11 +428,17 @@ impl Core {
     }
 
     fn on_request_bytes(&mut self, ops: &mut Ops, slot: usize, data: &mut [u8]) -> io::Result<()> {
+        if let Some(refusal) = self.refusals.remove(&(slot as u32)) {
+            return self.refuse_status(slot, refusal);
+        }
         let settings = Arc::clone(&self.settings);
         let config = settings.handshake();
         let Some(mut request) = self.requests.remove(&(slot as u32)) else {
             let consumed = match parse_upgrade(data, &config) {
                 Ok(Some(request)) => {
+                    if let Err(refusal) = self.authorize(slot, &request) {
+                        return self.refuse_status(slot, refusal);
+                    }
                     write_accept_response(self.output_of(slot), &request);
                     request.request_len
                 }
@@ -305,6 +454,9 @@ impl Core {
         request.extend_from_slice(data);
         let consumed = match parse_upgrade(&request, &config) {
             Ok(Some(parsed)) => {
+                if let Err(refusal) = self.authorize(slot, &parsed) {
+                    return self.refuse_status(slot, refusal);
+                }
                 write_accept_response(self.output_of(slot), &parsed);
                 parsed.request_len
             }
@@ -318,8 +470,94 @@ impl Core {
         self.on_frames(ops, slot, &mut request[consumed..])
     }
 
+    /// Verifies the upgrade's token (if auth is configured) and records the
+    /// connection's user.
+    fn authorize(&mut self, slot: usize, request: &UpgradeRequest<'_>) -> Result<(), Refusal> {
+        if let Some(origin) = request.origin
+            && !self.settings.allowed_origins.is_empty()
+            && !self
+                .settings
+                .allowed_origins
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(origin))
+        {
+            self.stats.origin_refusals += 1;
+            return Err(Refusal {
+                status: 403,
+                reason: "origin_not_allowed",
+                retry_after_s: 0,
+            });
+        }
+        let Some(authenticator) = self.settings.authenticator.as_ref() else {
+            return Ok(());
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        match authenticator.authenticate(request.authorization, request.path, now) {
+            Ok(None) => Ok(()),
+            Ok(Some(identity)) => {
+                self.users
+                    .insert(slot as u32, identity.user.into_boxed_str());
+                Ok(())
+            }
+            Err(error) => {
+                *self.stats.auth_failures.entry(error.reason()).or_default() += 1;
+                if error.counts_as_failed_auth()
+                    && let Some(peer) = self.handshake_peers.get(&(slot as u32))
+                {
+                    let now_ms = self.settings.epoch.elapsed().as_millis() as u64;
+                    if self.settings.ip_table.record_auth_failure(*peer, now_ms) {
+                        self.stats.ip_bans += 1;
+                        log::warn(
+                            "ip_banned",
+                            "an address was banned after repeated failed authentications",
+                        );
+                    }
+                }
+                Err(Refusal {
+                    status: 401,
+                    reason: error.reason(),
+                    retry_after_s: 0,
+                })
+            }
+        }
+    }
+
+    /// Answers an upgrade with an HTTP error and closes.
+    fn refuse_status(&mut self, slot: usize, refusal: Refusal) -> io::Result<()> {
+        self.stats.count_refusal(refusal.status);
+        let retry_after = refusal.retry_after_s.to_string();
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
+        if refusal.status == 401 {
+            headers.push(("WWW-Authenticate", "Bearer"));
+        }
+        if refusal.retry_after_s != 0 {
+            headers.push(("Retry-After", &retry_after));
+        }
+        write_http_response(
+            self.output_of(slot),
+            refusal.status,
+            &headers,
+            refusal.reason,
+        );
+        self.requests.remove(&(slot as u32));
+        self.users.remove(&(slot as u32));
+        let conn = &mut self.conns[slot];
+        conn.phase = Phase::Closing;
+        conn.phase_tick = self.now;
+        conn.set(flag::FINISH_AFTER_FLUSH);
+        self.mark_dirty(slot);
+        self.arm(slot);
+        Ok(())
+    }
+
     fn upgraded(&mut self, slot: usize) {
         self.stats.upgraded += 1;
+        self.handshake_peers.remove(&(slot as u32));
+        if self.relay.is_some() {
+            self.relay_user_joined(slot);
+        }
         let conn = &mut self.conns[slot];
         conn.phase = Phase::Open;
         conn.phase_tick = self.now;
@@ -343,45 +581,54 @@ impl Core {
     fn on_frames(&mut self, _ops: &mut Ops, slot: usize, data: &mut [u8]) -> io::Result<()> {
         let limits = self.settings.codec_limits;
         let closing = self.conns[slot].phase == Phase::Closing;
+        let relay = self.relay.is_some();
+        // The decoder leaves the connection while its messages are handled,
+        // so handlers may change any shard state (the relay writes to other
+        // connections and to router links). Replacing it costs no allocation.
+        let mut decoder =
+            std::mem::replace(&mut self.conns[slot].decoder, Decoder::new(Role::Server));
         let mut offset = 0;
         let mut failure = None;
         let mut peer_close = None;
-        {
-            let conn = &mut self.conns[slot];
-            let (decoder, output, pool) = (&mut conn.decoder, &mut conn.output, &mut self.pool);
-            while offset < data.len() {
-                match decoder.decode(&mut data[offset..], &limits) {
-                    Ok((consumed, message)) => {
-                        offset += consumed;
-                        let Some(message) = message else { continue };
-                        self.stats.messages_in += 1;
-                        match message {
-                            Message::Text(_) | Message::Binary(_) | Message::Pong(_) if closing => {
-                            }
-                            Message::Text(payload) => {
-                                write_frame(output.writer(pool), OpCode::Text, payload, None);
-                                self.stats.messages_out += 1;
-                            }
-                            Message::Binary(payload) => {
-                                write_frame(output.writer(pool), OpCode::Binary, payload, None);
-                                self.stats.messages_out += 1;
-                            }
-                            Message::Ping(payload) => {
-                                write_frame(output.writer(pool), OpCode::Pong, payload, None);
-                            }
-                            Message::Pong(_) => {}
-                            Message::Close(frame) => {
-                                peer_close = Some(frame.code);
-                                break;
-                            }
+        while offset < data.len() {
+            match decoder.decode(&mut data[offset..], &limits) {
+                Ok((consumed, message)) => {
+                    offset += consumed;
+                    let Some(message) = message else { continue };
+                    self.stats.messages_in += 1;
+                    match message {
+                        Message::Text(_) | Message::Binary(_) | Message::Pong(_) if closing => {}
+                        Message::Text(payload) if relay => self.on_client_text(slot, payload),
+                        Message::Binary(_) if relay => self.on_client_binary(slot),
+                        Message::Text(payload) => self.echo(slot, OpCode::Text, payload),
+                        Message::Binary(payload) => self.echo(slot, OpCode::Binary, payload),
+                        Message::Ping(payload) => {
+                            let conn = &mut self.conns[slot];
+                            write_frame(
+                                conn.output.writer(&mut self.pool),
+                                OpCode::Pong,
+                                payload,
+                                None,
+                            );
+                        }
+                        Message::Pong(_) => {}
+                        Message::Close(frame) => {
+                            peer_close = Some(frame.code);
+                            break;
                         }
                     }
-                    Err(error) => {
-                        failure = Some(error);
-                        break;
-                    }
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    break;
                 }
             }
+        }
+        let conn = &mut self.conns[slot];
+        conn.decoder = decoder;
+        if conn.phase != Phase::Open && conn.phase != Phase::Closing {
+            conn.decoder.release_memory();
+            return Ok(());
         }
         if let Some(error) = failure {
             self.stats.count_protocol_error(error.close_code());
@@ -406,6 +653,13 @@ impl Core {
         }
         self.arm(slot);
         Ok(())
+    }
+
+    /// Echo mode: the message goes back with its type.
+    fn echo(&mut self, slot: usize, opcode: OpCode, payload: &[u8]) {
+        let conn = &mut self.conns[slot];
+        write_frame(conn.output.writer(&mut self.pool), opcode, payload, None);
+        self.stats.messages_out += 1;
     }
 
     /// The peer sent its close frame: answer it (echoing its code) unless we
@@ -433,7 +687,7 @@ impl Core {
     /// Starts a close we initiate. With `wait_for_reply` the connection reads
     /// on until the peer's close frame (or the linger deadline); without, the
     /// TCP connection closes as soon as our close frame is flushed.
-    fn close_with(&mut self, slot: usize, code: u16, wait_for_reply: bool) {
+    pub(in crate::hot) fn close_with(&mut self, slot: usize, code: u16, wait_for_reply: bool) {
         let conn = &mut self.conns[slot];
         if conn.phase == Phase::Finishing {
             return;
@@ -455,7 +709,7 @@ impl Core {
 
     /// A client that does not read cannot pin gateway memory: past the cap its
     /// queued output is dropped and it is closed with 1008.
-    fn enforce_write_queue(&mut self, slot: usize) {
+    pub(in crate::hot) fn enforce_write_queue(&mut self, slot: usize) {
         let cap = self.settings.max_write_queue_bytes;
         let conn = &mut self.conns[slot];
         if cap == 0 || conn.pending_output() <= cap || conn.has(flag::CLOSE_SENT) {
@@ -560,6 +814,13 @@ impl Core {
         let Some(slot) = self.lookup(token) else {
             return;
         };
+        self.relay_forget(slot);
+        self.users.remove(&(slot as u32));
+        self.handshake_peers.remove(&(slot as u32));
+        self.refusals.remove(&(slot as u32));
+        if let Some(handle) = self.conns[slot].ip.take() {
+            self.settings.ip_table.release(handle);
+        }
         let conn = &mut self.conns[slot];
         self.stats.count_close(conn.close_code);
         conn.phase = Phase::Free;
@@ -605,7 +866,7 @@ impl Core {
         self.mark_dirty(slot);
     }
 
-    fn mark_dirty(&mut self, slot: usize) {
+    pub(in crate::hot) fn mark_dirty(&mut self, slot: usize) {
         let conn = &mut self.conns[slot];
         if !conn.has(flag::DIRTY) {
             conn.set(flag::DIRTY);
@@ -624,7 +885,7 @@ impl Core {
             self.flush_one(ops, slot as usize)?;
         }
         self.dirty = dirty;
-        Ok(())
+        self.flush_links(ops)
     }
 
     fn flush_one(&mut self, ops: &mut Ops, slot: usize) -> io::Result<()> {
@@ -695,6 +956,9 @@ impl Core {
             self.arm(slot);
         }
         self.fired = fired;
+        if self.relay.is_some() && !self.draining {
+            self.relay_tick(ops)?;
+        }
         Ok(())
     }
 

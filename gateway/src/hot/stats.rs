@@ -29,6 +29,26 @@ pub struct ShardStats {
     pub short_writes: u64,
     pub buffer_ring_exhausted: u64,
     pub unclosed_at_exit: u64,
+    /// Relay mode: client requests refused as `bad_request`.
+    pub bad_requests: u64,
+    /// Relay mode: publishes sent to a router, acknowledged, refused.
+    pub publishes: u64,
+    pub acks: u64,
+    pub publish_rejected: u64,
+    /// Publishes answered `unavailable` (no live router, no credit, full).
+    pub publish_unavailable: u64,
+    /// DELIVER frames received from routers.
+    pub deliveries_in: u64,
+    /// Router links that failed (connect, protocol, silence).
+    pub router_failures: u64,
+    /// Upgrades refused 401, by reason.
+    pub auth_failures: BTreeMap<&'static str, u64>,
+    /// Connections refused by a per-IP limit, by reason.
+    pub ip_refusals: BTreeMap<&'static str, u64>,
+    /// Addresses banned after failed authentications.
+    pub ip_bans: u64,
+    /// Upgrades refused 403 for an Origin not in the allowlist.
+    pub origin_refusals: u64,
 }
 
 impl ShardStats {
@@ -59,6 +79,14 @@ impl ShardStats {
                 *into.entry(*key).or_default() += value;
             }
         }
+        for (key, value) in &other.auth_failures {
+            *self.auth_failures.entry(key).or_default() += value;
+        }
+        for (key, value) in &other.ip_refusals {
+            *self.ip_refusals.entry(key).or_default() += value;
+        }
+        self.ip_bans += other.ip_bans;
+        self.origin_refusals += other.origin_refusals;
         let scalars = [
             (&mut self.accepted, other.accepted),
             (&mut self.accept_errors, other.accept_errors),
@@ -78,6 +106,13 @@ impl ShardStats {
             (&mut self.short_writes, other.short_writes),
             (&mut self.buffer_ring_exhausted, other.buffer_ring_exhausted),
             (&mut self.unclosed_at_exit, other.unclosed_at_exit),
+            (&mut self.bad_requests, other.bad_requests),
+            (&mut self.publishes, other.publishes),
+            (&mut self.acks, other.acks),
+            (&mut self.publish_rejected, other.publish_rejected),
+            (&mut self.publish_unavailable, other.publish_unavailable),
+            (&mut self.deliveries_in, other.deliveries_in),
+            (&mut self.router_failures, other.router_failures),
         ];
         for (into, from) in scalars {
             *into += from;

@@ -36,6 +36,14 @@ impl Gateway {
     }
 
     pub fn start_with(toml: &str, extra: &[&str]) -> Gateway {
+        let mut args = vec!["--echo"];
+        args.extend_from_slice(extra);
+        Gateway::launch(toml, &args)
+    }
+
+    /// Starts `ringgate --listen 127.0.0.1:0 --config <toml>` in the mode
+    /// the config (or `extra`) chooses.
+    pub fn launch(toml: &str, extra: &[&str]) -> Gateway {
         let path = std::env::temp_dir().join(format!(
             "ringgate-test-{}-{}.toml",
             std::process::id(),
@@ -43,7 +51,7 @@ impl Gateway {
         ));
         std::fs::write(&path, toml).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringgate"))
-            .args(["--echo", "--listen", "127.0.0.1:0", "--config"])
+            .args(["--listen", "127.0.0.1:0", "--config"])
             .arg(&path)
             .args(extra)
             .stdout(Stdio::piped())
@@ -63,6 +71,8 @@ impl Gateway {
                 text.push_str(&String::from_utf8_lossy(&buffer[..n]));
                 *sink.lock().unwrap() = text.clone();
             }
+            // End of stream: mark it, so readers after exit see everything.
+            sink.lock().unwrap().push('\u{0}');
         });
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
@@ -104,6 +114,10 @@ impl Gateway {
         let deadline = Instant::now() + within;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the stderr reader drain the pipe to its end.
+                while !self.stderr.lock().unwrap().ends_with('\u{0}') && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return status.code();
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -160,9 +174,50 @@ pub struct Client {
 
 pub const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
+/// A TCP connection from a chosen local source address (127.x), so tests can
+/// play many clients' addresses on one host.
+pub fn connect_from(source: &str, address: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let source: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&source.into()).unwrap();
+    socket.connect(&address.into()).unwrap();
+    socket.into()
+}
+
+/// Like [`http_exchange`], from a chosen source address.
+pub fn http_exchange_from(source: &str, address: SocketAddr, request: &[u8]) -> String {
+    let mut stream = connect_from(source, address);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    String::from_utf8_lossy(&response).into()
+}
+
 impl Client {
     pub fn connect(address: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Client {
-        let stream = TcpStream::connect(address).unwrap();
+        Client::over(TcpStream::connect(address).unwrap(), address, path, headers)
+    }
+
+    /// Upgrades from a chosen source address.
+    pub fn connect_from(
+        source: &str,
+        address: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Client {
+        Client::over(connect_from(source, address), address, path, headers)
+    }
+
+    /// Upgrades an already connected stream.
+    pub fn over(
+        stream: TcpStream,
+        address: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Client {
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
@@ -247,6 +302,19 @@ impl Client {
                 Err(error) => panic!("read failed: {error}"),
             }
         }
+    }
+
+    /// True if nothing (no frame, buffered or new) arrives within `quiet`.
+    pub fn stays_quiet(&mut self, quiet: Duration) -> bool {
+        if !self.events.is_empty() || !self.pending.is_empty() {
+            return false;
+        }
+        self.stream.set_read_timeout(Some(quiet)).unwrap();
+        let nothing = self.stream.peek(&mut [0u8; 1]).is_err();
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        nothing
     }
 
     /// Reads until a close frame, returning its code; asserts the TCP

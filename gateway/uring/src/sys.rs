@@ -94,3 +94,35 @@ pub fn close_fd(fd: RawFd) {
     // shard exit the ring is no longer driven).
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
 }
+
+/// The peer address of a connected socket (per-IP limits at accept; a
+/// multishot accept does not report it).
+pub fn peer_address(fd: RawFd) -> io::Result<std::net::SocketAddr> {
+    // SAFETY: `fd` is a socket the caller owns and keeps open for the
+    // duration of this call; the borrow does not outlive it.
+    let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    socket2::SockRef::from(&borrowed)
+        .peer_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("peer is not an IP socket"))
+}
+
+/// One non-blocking send outside the ring, for a short answer to a
+/// connection the gateway will not keep (no slot, no buffer is allocated).
+pub fn send_now(fd: RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: `bytes` is a valid slice for the duration of the call; `fd` is
+    // owned by the caller.
+    let sent = unsafe {
+        libc::send(
+            fd,
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+        )
+    };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}

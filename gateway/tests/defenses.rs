@@ -1,0 +1,153 @@
+//! Hot-path defenses against a running gateway: each attack is played on
+//! loopback (from its own 127.x source address), the answer is checked, an
+//! honest client on another address keeps working, and the counter moved.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, Event, Gateway, http_exchange_from};
+use ringgate_wscodec::OpCode;
+
+const UPGRADE: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+fn status_of(response: &str) -> &str {
+    response.split(' ').nth(1).unwrap_or("")
+}
+
+fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    response
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(':').map(str::trim))
+}
+
+fn honest_client_works(gateway: &Gateway) {
+    let mut honest = Client::connect_from("127.0.9.9", gateway.address, "/", &[]);
+    honest.send(OpCode::Text, b"still serving");
+    assert_eq!(honest.next(), Event::Text(b"still serving".to_vec()));
+}
+
+fn stats_after_drain(mut gateway: Gateway) -> String {
+    gateway.signal("TERM");
+    assert_eq!(gateway.wait_exit(Duration::from_secs(15)), Some(0));
+    gateway.stderr()
+}
+
+#[test]
+fn a_connection_flood_from_one_address_gets_429_with_retry_after() {
+    let gateway = Gateway::start("[limits.per_ip]\nmax_connections = 3\n");
+    let held: Vec<Client> = (0..3)
+        .map(|_| Client::connect_from("127.0.3.1", gateway.address, "/", &[]))
+        .collect();
+    let response = http_exchange_from("127.0.3.1", gateway.address, UPGRADE);
+    assert_eq!(status_of(&response), "429", "{response}");
+    assert!(header(&response, "Retry-After").is_some(), "{response}");
+    honest_client_works(&gateway);
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    // Capacity comes back when the connections close.
+    let mut again = Client::connect_from("127.0.3.1", gateway.address, "/", &[]);
+    again.send(OpCode::Text, b"x");
+    assert_eq!(again.next(), Event::Text(b"x".to_vec()));
+    drop(again);
+    let stderr = stats_after_drain(gateway);
+    assert!(stderr.contains(r#"per_ip_connections\": 1"#), "{stderr}");
+}
+
+#[test]
+fn an_attempt_rate_flood_gets_429() {
+    let gateway = Gateway::start("[limits.per_ip]\nconnects_per_minute = 5\n");
+    for _ in 0..5 {
+        let response = http_exchange_from("127.0.3.2", gateway.address, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(status_of(&response), "400", "{response}");
+    }
+    let response = http_exchange_from("127.0.3.2", gateway.address, UPGRADE);
+    assert_eq!(status_of(&response), "429", "{response}");
+    let retry: u32 = header(&response, "Retry-After").unwrap().parse().unwrap();
+    assert!((1..=12).contains(&retry), "{retry}");
+    honest_client_works(&gateway);
+    let stderr = stats_after_drain(gateway);
+    assert!(stderr.contains(r#"per_ip_connect_rate\": 1"#), "{stderr}");
+}
+
+#[test]
+fn failed_authentications_ban_the_address_with_403() {
+    let secret = "test-secret-of-at-least-32-bytes!!";
+    let gateway = Gateway::start(&format!(
+        "[auth]\nrequired = true\njwt_hs256_secret = \"{secret}\"\n[limits.per_ip]\nfailed_auths_per_minute = 2\nban_seconds = 60\n"
+    ));
+    let bad = b"GET /?access_token=bad.token.here HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    for _ in 0..3 {
+        let response = http_exchange_from("127.0.3.3", gateway.address, bad);
+        assert_eq!(status_of(&response), "401", "{response}");
+    }
+    // Banned now: even a well-formed attempt is refused 403, with the ban's remaining time.
+    let response = http_exchange_from("127.0.3.3", gateway.address, UPGRADE);
+    assert_eq!(status_of(&response), "403", "{response}");
+    let retry: u32 = header(&response, "Retry-After").unwrap().parse().unwrap();
+    assert!((50..=60).contains(&retry), "{retry}");
+    // A missing token is a 401 but not a failed auth: another address is not banned by it.
+    for _ in 0..4 {
+        let response = http_exchange_from("127.0.3.4", gateway.address, UPGRADE);
+        assert_eq!(status_of(&response), "401", "{response}");
+    }
+    let stderr = stats_after_drain(gateway);
+    assert!(stderr.contains("ip_bans: 1"), "{stderr}");
+    assert!(stderr.contains(r#"per_ip_banned\": 1"#), "{stderr}");
+}
+
+#[test]
+fn over_the_host_cap_upgrades_get_503_before_any_allocation() {
+    let gateway = Gateway::start("[limits]\nmax_connections = 2\n");
+    let held: Vec<Client> = (0..2)
+        .map(|i| Client::connect_from(&format!("127.0.3.{}", 10 + i), gateway.address, "/", &[]))
+        .collect();
+    let response = http_exchange_from("127.0.3.20", gateway.address, UPGRADE);
+    assert_eq!(status_of(&response), "503", "{response}");
+    assert_eq!(header(&response, "Retry-After"), Some("1"), "{response}");
+    drop(held);
+    let stderr = stats_after_drain(gateway);
+    assert!(stderr.contains("refused_at_capacity: 1"), "{stderr}");
+}
+
+#[test]
+fn exempt_addresses_bypass_per_ip_limits() {
+    let gateway = Gateway::start(
+        "[limits.per_ip]\nmax_connections = 1\nconnects_per_minute = 1\nexempt = [\"127.0.4.0/24\"]\n",
+    );
+    let held: Vec<Client> = (0..5)
+        .map(|_| Client::connect_from("127.0.4.7", gateway.address, "/", &[]))
+        .collect();
+    assert_eq!(held.len(), 5);
+    let _first = Client::connect_from("127.0.5.1", gateway.address, "/", &[]);
+    let response = http_exchange_from("127.0.5.1", gateway.address, UPGRADE);
+    assert_eq!(status_of(&response), "429", "not exempt: {response}");
+}
+
+#[test]
+fn origins_outside_the_allowlist_get_403() {
+    let gateway = Gateway::start("[gateway]\nallowed_origins = [\"https://chat.example.com\"]\n");
+    let with_origin = |origin: &str| {
+        let text = String::from_utf8_lossy(UPGRADE)
+            .replace("\r\n\r\n", &format!("\r\nOrigin: {origin}\r\n\r\n"));
+        http_exchange_from("127.0.3.30", gateway.address, text.as_bytes())
+    };
+    let response = with_origin("https://evil.example.net");
+    assert_eq!(status_of(&response), "403", "{response}");
+    // Allowed origin (case-insensitive) and no Origin at all (not a browser): accepted.
+    let mut allowed = Client::connect_from(
+        "127.0.3.31",
+        gateway.address,
+        "/",
+        &[("Origin", "https://CHAT.example.com")],
+    );
+    allowed.send(OpCode::Text, b"ok");
+    assert_eq!(allowed.next(), Event::Text(b"ok".to_vec()));
+    honest_client_works(&gateway);
+    drop(allowed);
+    let stderr = stats_after_drain(gateway);
+    assert!(stderr.contains("origin_refusals: 1"), "{stderr}");
+}
