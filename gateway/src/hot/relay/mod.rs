@@ -557,10 +557,14 @@ impl Core {
                 self.stats.acks += 1;
             }
             PublishOutcome::Rejected(refusal) | PublishOutcome::Unavailable(refusal) => {
-                let code = if matches!(ack.outcome, PublishOutcome::Rejected(_)) {
-                    ErrorCode::Rejected
-                } else {
-                    ErrorCode::Unavailable
+                // The router protocol's mapping: forbidden, rate_limited and
+                // too_large keep their code; other rejections are `rejected`.
+                let code = match ack.outcome.client_error() {
+                    Some("forbidden") => ErrorCode::Forbidden,
+                    Some("rate_limited") => ErrorCode::RateLimited,
+                    Some("too_large") => ErrorCode::TooLarge,
+                    Some("unavailable") => ErrorCode::Unavailable,
+                    _ => ErrorCode::Rejected,
                 };
                 let reply = ErrorReply {
                     id: Some(id),
