@@ -57,8 +57,14 @@ impl Router {
             .spawn()
             .expect("start ringgate-router");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let Some(address) = line.trim().rsplit(' ').next().and_then(|text| text.parse().ok())
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some(address) = line
+            .trim()
+            .rsplit(' ')
+            .next()
+            .and_then(|text| text.parse().ok())
         else {
             let _ = child.kill();
             let _ = child.wait();
