@@ -9,6 +9,10 @@
       (total and user space, from /proc/PID/stat) and the ratios against
       ref-fastws.
 
+  bench/bench.py defenses [--runs 3] [--duration 5]
+      ringgate with every defense at its default (auth off) against every
+      limit off, same run, echo at 8 in flight: CPU per message ratios.
+
   bench/bench.py memory  [--conns 19000] [--group 7 --group-conns 100000]
       RSS growth per idle connection: one gateway holding --conns, then
       --group gateway processes sharing one port (an SO_REUSEPORT group, as
@@ -152,6 +156,71 @@ def speed(options):
                       handle, indent=2)
 
 
+DEFENSES_ON = """[limits.per_ip]
+connects_per_minute = 1000
+"""
+DEFENSES_OFF = """[limits]
+max_frame_bytes = 0
+max_text_message_bytes = 0
+max_binary_message_bytes = 0
+max_header_bytes = 0
+handshake_timeout_ms = 0
+idle_timeout_ms = 0
+ping_interval_ms = 0
+max_connections = 0
+max_write_queue_bytes = 0
+frame_timeout_ms = 0
+[limits.per_ip]
+max_connections = 0
+connects_per_minute = 0
+failed_auths_per_minute = 0
+ban_seconds = 0
+"""
+
+
+def defenses(options):
+    """Echo at 8 in flight with every defense at its default (auth off; the
+    per-IP attempt rate raised so the benchmark's own connections pass)
+    against every limit off, alternating, same run."""
+    build()
+    configs = {}
+    for name, text in (("defenses on", DEFENSES_ON), ("defenses off", DEFENSES_OFF)):
+        path = os.path.join(tempfile.gettempdir(), f"ringgate-{name.replace(' ', '-')}.toml")
+        with open(path, "w") as handle:
+            handle.write(text)
+        configs[name] = path
+    samples = {}
+    for run in range(options.runs):
+        for name, path in configs.items():
+            argv = [os.path.join(BIN, "ringgate"), "--echo", "--shards", "1", "--listen",
+                    "127.0.0.1:0", "--config", path]
+            process, address = start_server(argv, options.server_cpu)
+            try:
+                result = loadgen(["echo", "--url", f"ws://{address}/", "--conns", "100", "--size",
+                                  "20", "--inflight", "8", "--duration", f"{options.duration}s",
+                                  "--warmup", "1s", "--server-pid", str(process.pid)],
+                                 options.client_cpu)
+            finally:
+                stop(process)
+            server = result["results"]["servers"][0]
+            samples.setdefault(name, []).append((server["total_us_per_msg"],
+                                                 server["user_us_per_msg"],
+                                                 result["results"]["messages_per_s"]))
+            print(f"run {run + 1}/{options.runs} {name}: total {server['total_us_per_msg']:.3f} us "
+                  f"user {server['user_us_per_msg']:.3f} us", file=sys.stderr)
+    print(f"\nmedian of {options.runs} runs, echo 100 connections x 8 in flight, 20 B\n")
+    print("| gateway | messages/s | total CPU us/msg | user CPU us/msg |")
+    print("|---|---|---|---|")
+    medians = {}
+    for name, rows in samples.items():
+        medians[name] = [statistics.median(column) for column in zip(*rows)]
+        total, user, rate = medians[name]
+        print(f"| {name} | {rate:.0f} | {total:.3f} | {user:.3f} |")
+    on, off = medians["defenses on"], medians["defenses off"]
+    print(f"\ntotal CPU on/off: {on[0] / off[0]:.3f} (due <= 1.03); "
+          f"user CPU on/off: {on[1] / off[1]:.3f} (due <= 1.15)")
+
+
 def rss_growth(result):
     servers = result["results"]["servers"]
     opened = result["results"]["connect"]["held_at_end"]
@@ -229,9 +298,12 @@ def main():
     memory_parser.add_argument("--group", type=int, default=7)
     memory_parser.add_argument("--group-conns", type=int, default=100_000)
     memory_parser.add_argument("--port", type=int, default=18080)
+    defenses_parser = sub.add_parser("defenses")
+    defenses_parser.add_argument("--runs", type=int, default=3)
+    defenses_parser.add_argument("--duration", type=int, default=5)
     options = parser.parse_args()
     print(json.dumps(machine()), file=sys.stderr)
-    {"speed": speed, "memory": memory}[options.command](options)
+    {"speed": speed, "memory": memory, "defenses": defenses}[options.command](options)
 
 
 if __name__ == "__main__":
