@@ -11,13 +11,15 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+use crate::pubsub::topics::{Distribution, TOPICS_MAX};
+use crate::pubsub::wire::{DATA_MAX_BYTES, DATA_MIN_BYTES};
 use crate::source::{parse_cpus, parse_sources};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "ringgate-loadgen",
     version,
-    about = "WebSocket load generator: echo throughput/latency and connection capacity"
+    about = "WebSocket load generator: echo throughput/latency, connection capacity, pub/sub delivery"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -31,6 +33,8 @@ pub enum Scenario {
     Echo(EchoArgs),
     /// Open N connections at a ramp rate, hold them, report memory per connection.
     Connect(ConnectArgs),
+    /// U users subscribed to topics publish at a total rate; delivery latency, loss, duplicates.
+    Pubsub(PubSubArgs),
 }
 
 impl Scenario {
@@ -38,6 +42,7 @@ impl Scenario {
         match self {
             Scenario::Echo(_) => "echo",
             Scenario::Connect(_) => "connect",
+            Scenario::Pubsub(_) => "pubsub",
         }
     }
 
@@ -45,6 +50,7 @@ impl Scenario {
         match self {
             Scenario::Echo(a) => &a.common,
             Scenario::Connect(a) => &a.common,
+            Scenario::Pubsub(a) => &a.common,
         }
     }
 
@@ -52,6 +58,7 @@ impl Scenario {
         match self {
             Scenario::Echo(a) => a.conns,
             Scenario::Connect(a) => a.conns,
+            Scenario::Pubsub(a) => a.users,
         }
     }
 }
@@ -70,10 +77,10 @@ pub struct CommonArgs {
     /// Worker processes of this binary, each with its share of connections and sources.
     #[arg(long, default_value_t = 1)]
     pub procs: u32,
-    /// Measurement window length (echo).
+    /// Measurement window length (echo, pubsub).
     #[arg(long, default_value = "10s")]
     pub duration: Seconds,
-    /// Time after all connections are open before measuring starts (echo).
+    /// Time after all connections are open before measuring starts (echo, pubsub).
     #[arg(long, default_value = "2s")]
     pub warmup: Seconds,
     /// Handshake timeout: TCP connect plus HTTP upgrade.
@@ -145,6 +152,37 @@ pub struct ConnectArgs {
     /// Send a ping on every connection this often while holding (default: idle).
     #[arg(long)]
     pub ping_interval: Option<Seconds>,
+}
+
+#[derive(Args, Debug, Clone, Serialize)]
+pub struct PubSubArgs {
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub common: CommonArgs,
+    /// Users: one connection each.
+    #[arg(long, default_value_t = 100)]
+    pub users: u64,
+    /// Topics, named t0, t1, ...; t0 is the most popular under zipf.
+    #[arg(long, default_value_t = 100)]
+    pub topics: u32,
+    /// Distinct topics each user subscribes to, drawn from --dist.
+    #[arg(long, default_value_t = 1)]
+    pub subs_per_user: u32,
+    /// Topic popularity for subscriptions and publishes: uniform, zipf (exponent 1) or zipf:S.
+    #[arg(long, default_value = "uniform")]
+    pub dist: Distribution,
+    /// Open loop: total publishes per second over all users (e.g. 1000 or 1000/s).
+    #[arg(long, default_value = "1000/s")]
+    pub rate: Rate,
+    /// Bytes of each publish's `data` (stamp plus padding).
+    #[arg(long, default_value_t = 128)]
+    pub size: u32,
+    /// How long to wait after the window for acks and deliveries of its publishes.
+    #[arg(long, default_value = "2s")]
+    pub drain: Seconds,
+    /// Seed of the subscription and topic choices (same seed, same run).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// A duration given as `10s`, `500ms`, `250us`, `2m`, `1h` or plain seconds.
@@ -320,6 +358,32 @@ pub fn validate(scenario: &Scenario) -> Result<(), String> {
                 return Err("--ping-interval must be above 0".into());
             }
         }
+        Scenario::Pubsub(pubsub) => validate_pubsub(pubsub)?,
+    }
+    Ok(())
+}
+
+fn validate_pubsub(pubsub: &PubSubArgs) -> Result<(), String> {
+    if pubsub.topics == 0 || pubsub.topics > TOPICS_MAX {
+        return Err(format!("--topics must be 1..={TOPICS_MAX}"));
+    }
+    if pubsub.subs_per_user == 0 || pubsub.subs_per_user > pubsub.topics.min(1024) {
+        return Err("--subs-per-user must be 1..=min(--topics, 1024)".into());
+    }
+    if pubsub.users < u64::from(pubsub.common.procs) || pubsub.users > u64::from(u32::MAX) {
+        return Err("--users must be at least --procs and below 2^32".into());
+    }
+    if pubsub.rate.0 <= 0.0 {
+        return Err("--rate must be above 0".into());
+    }
+    let size = pubsub.size as usize;
+    if !(DATA_MIN_BYTES..=DATA_MAX_BYTES).contains(&size) {
+        return Err(format!(
+            "--size must be {DATA_MIN_BYTES}..={DATA_MAX_BYTES} bytes (the stamp travels in data)"
+        ));
+    }
+    if pubsub.common.duration.0.is_zero() {
+        return Err("--duration must be above 0".into());
     }
     Ok(())
 }

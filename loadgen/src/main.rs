@@ -2,8 +2,11 @@
 //!
 //! What it does: opens WebSocket connections to any RFC 6455 server and runs
 //! a scenario: `echo` (throughput and round-trip latency, closed loop or
-//! open loop with coordinated-omission correction) or `connect` (how many
-//! connections a server holds and what each costs it). It reports
+//! open loop with coordinated-omission correction), `connect` (how many
+//! connections a server holds and what each costs it) or `pubsub` (users
+//! subscribed to topics and publishing through a ringgate relay: delivery
+//! latency from the intended publish, expected against delivered, loss,
+//! duplicates and reordering). It reports
 //! HdrHistogram percentiles, errors by reason, its own CPU per message and
 //! the server's (from /proc), as a summary table and as JSON.
 //!
@@ -16,7 +19,8 @@
 //!
 //! Layout: `cli` (flags), `run` (coordinator), `procs` (worker processes),
 //! `worker/` (hot path: per-thread event loop and connection state),
-//! `schedule`/`stamp` (open-loop timing), `stats`/`report` (results).
+//! `schedule`/`stamp` (open-loop timing), `pubsub/` (the pubsub scenario's
+//! pure parts), `stats`/`report` (results).
 
 // The two libc calls in `sys` are the crate's only unsafe code.
 #![deny(unsafe_code)]
@@ -24,6 +28,7 @@
 mod cli;
 mod hints;
 mod procs;
+mod pubsub;
 mod report;
 mod run;
 mod schedule;

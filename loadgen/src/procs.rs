@@ -37,7 +37,7 @@ pub enum ChildMessage {
         threads: usize,
     },
     Result {
-        totals: WireTotals,
+        totals: Box<WireTotals>,
     },
 }
 
@@ -316,7 +316,7 @@ pub fn run_child(scenario: &Scenario, slot: ChildSlot) -> anyhow::Result<()> {
     }
     let totals = workers.finish();
     emit(&ChildMessage::Result {
-        totals: totals.to_wire(),
+        totals: Box::new(totals.to_wire()),
     });
     Ok(())
 }

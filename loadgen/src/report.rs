@@ -35,6 +35,39 @@ pub struct Results {
     pub procs: u32,
     pub threads: usize,
     pub conn_state_bytes: usize,
+    /// Only in the pubsub scenario.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pubsub: Option<PubSubResult>,
+}
+
+/// The pubsub scenario's figures (docs/LOADGEN.md names each).
+#[derive(Debug, Serialize, PartialEq)]
+pub struct PubSubResult {
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub surplus: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub out_of_order_pairs: u64,
+    pub misrouted: u64,
+    pub deliveries_per_s: f64,
+    pub expected_per_s: f64,
+    pub delivery_latency_us: Percentiles,
+    pub publishes_sent: u64,
+    pub publishes_not_sent: u64,
+    pub publishes_in_window: u64,
+    pub publishes_per_s: f64,
+    pub acked: u64,
+    pub refused: u64,
+    pub duplicate_acks: u64,
+    pub ack_latency_us: Percentiles,
+    pub errors_by_code: ErrorCounts,
+    pub subscriptions_planned: u64,
+    pub subscriptions_confirmed: u64,
+    pub subscriptions_failed: u64,
+    pub topics_with_subscribers: u64,
+    pub subscribers_per_topic_max: u64,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -139,6 +172,51 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
+fn per_second(count: u64, window_s: f64) -> f64 {
+    if window_s > 0.0 {
+        round3(count as f64 / window_s)
+    } else {
+        0.0
+    }
+}
+
+fn pubsub_result(totals: &Totals, window_s: f64) -> PubSubResult {
+    let counts = &totals.pubsub;
+    let summary = totals.topics.summary();
+    let errors_by_code = totals
+        .errors
+        .iter()
+        .filter_map(|(key, count)| Some((key.strip_prefix("err_")?.to_string(), *count)))
+        .collect();
+    PubSubResult {
+        expected: summary.expected,
+        delivered: summary.delivered,
+        lost: summary.lost,
+        surplus: summary.surplus,
+        duplicates: counts.duplicates,
+        out_of_order: counts.out_of_order,
+        out_of_order_pairs: counts.out_of_order_pairs,
+        misrouted: counts.misrouted,
+        deliveries_per_s: per_second(counts.deliveries_in_window, window_s),
+        expected_per_s: per_second(summary.expected, window_s),
+        delivery_latency_us: Percentiles::of(&totals.latency),
+        publishes_sent: counts.publishes_sent,
+        publishes_not_sent: counts.publishes_not_sent,
+        publishes_in_window: counts.publishes_in_window,
+        publishes_per_s: per_second(counts.publishes_in_window, window_s),
+        acked: counts.acked,
+        refused: counts.refused,
+        duplicate_acks: counts.duplicate_acks,
+        ack_latency_us: Percentiles::of(&totals.ack_latency),
+        errors_by_code,
+        subscriptions_planned: counts.subscriptions_planned,
+        subscriptions_confirmed: counts.subscriptions_confirmed,
+        subscriptions_failed: counts.subscriptions_failed,
+        topics_with_subscribers: summary.topics_with_subscribers,
+        subscribers_per_topic_max: summary.subscribers_per_topic_max,
+    }
+}
+
 fn per_message(micros: u64, messages: u64) -> Option<f64> {
     (messages > 0).then(|| round3(micros as f64 / messages as f64))
 }
@@ -154,6 +232,7 @@ pub fn build(facts: RunFacts) -> Report {
         .iter()
         .map(|s| server_result(s, facts.servers.len(), messages, window_us))
         .collect();
+    let pubsub = (facts.scenario == "pubsub").then(|| pubsub_result(&facts.totals, window_s));
     let connect_span_s = counts
         .last_connect_ns
         .saturating_sub(counts.first_attempt_ns) as f64
@@ -201,6 +280,7 @@ pub fn build(facts: RunFacts) -> Report {
             procs: facts.procs,
             threads: facts.threads,
             conn_state_bytes: facts.conn_state_bytes,
+            pubsub,
         },
     }
 }
@@ -290,6 +370,8 @@ pub fn summary(report: &Report) -> String {
             "latency us   p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1}",
             l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean
         );
+    } else if let Some(p) = &r.pubsub {
+        pubsub_summary(&mut s, p);
     } else if c.pings_sent > 0 {
         let _ = writeln!(
             s,
@@ -336,6 +418,48 @@ pub fn summary(report: &Report) -> String {
         }
     }
     s
+}
+
+fn pubsub_summary(s: &mut String, p: &PubSubResult) {
+    let _ = writeln!(
+        s,
+        "subscribe    planned {}  confirmed {}  failed {}  topics with subscribers {} (max {} per topic)",
+        p.subscriptions_planned,
+        p.subscriptions_confirmed,
+        p.subscriptions_failed,
+        p.topics_with_subscribers,
+        p.subscribers_per_topic_max
+    );
+    let _ = writeln!(
+        s,
+        "publishes    {:.0}/s  in window {}  acked {}  refused {}  sent {}  not sent {}",
+        p.publishes_per_s,
+        p.publishes_in_window,
+        p.acked,
+        p.refused,
+        p.publishes_sent,
+        p.publishes_not_sent
+    );
+    let _ = writeln!(
+        s,
+        "deliveries   {:.0}/s (expected {:.0}/s)  expected {}  delivered {}  lost {}  surplus {}",
+        p.deliveries_per_s, p.expected_per_s, p.expected, p.delivered, p.lost, p.surplus
+    );
+    let _ = writeln!(
+        s,
+        "anomalies    duplicates {}  out of order {} (in {} subscriptions)  misrouted {}  duplicate acks {}",
+        p.duplicates, p.out_of_order, p.out_of_order_pairs, p.misrouted, p.duplicate_acks
+    );
+    for (label, l) in [
+        ("delivery us ", &p.delivery_latency_us),
+        ("ack us      ", &p.ack_latency_us),
+    ] {
+        let _ = writeln!(
+            s,
+            "{label} p50 {}  p90 {}  p99 {}  p99.9 {}  p99.99 {}  max {}  mean {:.1}",
+            l.p50, l.p90, l.p99, l.p999, l.p9999, l.max, l.mean
+        );
+    }
 }
 
 /// HdrHistogram's percentile distribution text (values in milliseconds),

@@ -25,6 +25,11 @@ const RESULT_SLACK_NS: u64 = 30_000_000_000;
 const PONG_DRAIN_NS: u64 = 1_000_000_000;
 /// File descriptors a process keeps for itself besides connections.
 const FDS_RESERVED: u64 = 64;
+/// pubsub: pause between "every subscription confirmed" and the first
+/// publish. A `subscribed` is sent when the gateway has taken the request;
+/// this leaves time for it to reach the topic's router before anything is
+/// published there.
+const SUBSCRIBE_SETTLE_NS: u64 = 200_000_000;
 
 enum Workers {
     Local(LocalWorkers),
@@ -219,7 +224,7 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
     let window = window_from(scenario, now_ns());
     workers.go(window);
     let (warm, hot) = match scenario {
-        Scenario::Echo(_) => ("warmup", "measuring"),
+        Scenario::Echo(_) | Scenario::Pubsub(_) => ("warmup", "measuring"),
         Scenario::Connect(_) => ("holding", "holding"),
     };
     ticker.wait_until(&mut workers, window.start_ns, warm);
@@ -291,6 +296,17 @@ fn window_from(scenario: &Scenario, go_ns: u64) -> Window {
                 drain_end_ns: end_ns + echo.drain.as_ns(),
             }
         }
+        Scenario::Pubsub(pubsub) => {
+            let go_ns = go_ns + SUBSCRIBE_SETTLE_NS;
+            let start_ns = go_ns + common.warmup.as_ns();
+            let end_ns = start_ns + common.duration.as_ns();
+            Window {
+                go_ns,
+                start_ns,
+                end_ns,
+                drain_end_ns: end_ns + pubsub.drain.as_ns(),
+            }
+        }
         Scenario::Connect(connect) => {
             let end_ns = go_ns + connect.hold.as_ns();
             let drain_ns = if connect.ping_interval.is_some() {
@@ -313,6 +329,7 @@ fn scenario_params(scenario: &Scenario) -> serde_json::Value {
     match scenario {
         Scenario::Echo(a) => serde_json::to_value(a),
         Scenario::Connect(a) => serde_json::to_value(a),
+        Scenario::Pubsub(a) => serde_json::to_value(a),
     }
     .unwrap_or(serde_json::Value::Null)
 }

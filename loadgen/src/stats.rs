@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::pubsub::accounting::{PubSubCounts, TopicTable, WireTopics};
 use crate::sys::CpuTime;
 
 pub const HIST_LOW_US: u64 = 1;
@@ -56,8 +57,63 @@ pub enum ErrorReason {
     BadEcho,
     /// Open loop: message due on a connection that was not open.
     NotOpen,
+    /// pubsub: the server answered a request with an `err` envelope.
+    Envelope(EnvelopeCode),
+    /// pubsub: a server message that is not a protocol envelope.
+    BadEnvelope,
+    /// pubsub: a delivery on a topic its connection did not subscribe to.
+    Misrouted,
+    /// pubsub: a `status` envelope with state `degraded`.
+    Degraded,
+    /// pubsub: a subscription unanswered within --timeout.
+    SubscribeTimeout,
     /// Anything else, by errno where known.
     Other(i32),
+}
+
+/// The `code` of an `err` envelope (docs/CLIENT_PROTOCOL.md, a closed set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EnvelopeCode {
+    RateLimited,
+    TooLarge,
+    Forbidden,
+    BadRequest,
+    Unavailable,
+    Degraded,
+    Rejected,
+    Internal,
+    /// A code the protocol does not define (treated like `internal`).
+    Unknown,
+}
+
+impl EnvelopeCode {
+    pub fn from_code(code: &str) -> EnvelopeCode {
+        match code {
+            "rate_limited" => EnvelopeCode::RateLimited,
+            "too_large" => EnvelopeCode::TooLarge,
+            "forbidden" => EnvelopeCode::Forbidden,
+            "bad_request" => EnvelopeCode::BadRequest,
+            "unavailable" => EnvelopeCode::Unavailable,
+            "degraded" => EnvelopeCode::Degraded,
+            "rejected" => EnvelopeCode::Rejected,
+            "internal" => EnvelopeCode::Internal,
+            _ => EnvelopeCode::Unknown,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EnvelopeCode::RateLimited => "rate_limited",
+            EnvelopeCode::TooLarge => "too_large",
+            EnvelopeCode::Forbidden => "forbidden",
+            EnvelopeCode::BadRequest => "bad_request",
+            EnvelopeCode::Unavailable => "unavailable",
+            EnvelopeCode::Degraded => "degraded",
+            EnvelopeCode::Rejected => "rejected",
+            EnvelopeCode::Internal => "internal",
+            EnvelopeCode::Unknown => "unknown",
+        }
+    }
 }
 
 impl ErrorReason {
@@ -78,6 +134,11 @@ impl ErrorReason {
             ErrorReason::Eof => "eof".into(),
             ErrorReason::BadEcho => "bad_echo".into(),
             ErrorReason::NotOpen => "not_open".into(),
+            ErrorReason::Envelope(code) => format!("err_{}", code.name()),
+            ErrorReason::BadEnvelope => "bad_envelope".into(),
+            ErrorReason::Misrouted => "misrouted".into(),
+            ErrorReason::Degraded => "status_degraded".into(),
+            ErrorReason::SubscribeTimeout => "subscribe_timeout".into(),
             ErrorReason::Other(0) => "other".into(),
             ErrorReason::Other(errno) => format!("other_errno_{errno}"),
         }
@@ -108,14 +169,20 @@ pub type ErrorCounts = BTreeMap<String, u64>;
 /// Everything one worker thread, process or the whole run counted.
 #[derive(Debug, Clone)]
 pub struct Totals {
-    /// Round trips (echo) or ping round trips (connect), intended send in the window.
+    /// Round trips (echo), ping round trips (connect) or deliveries (pubsub,
+    /// from the intended publish), intended send in the window.
     pub latency: Histogram<u64>,
+    /// pubsub: publish to `ack`, from the intended send, intended in the window.
+    pub ack_latency: Histogram<u64>,
     /// TCP connect start to 101 response, per successful connection.
     pub handshake: Histogram<u64>,
     pub counts: Counts,
     pub errors: ErrorCounts,
     /// This process's CPU over the window (filled per process, summed over processes).
     pub cpu: CpuTime,
+    pub pubsub: PubSubCounts,
+    /// pubsub: per-topic publish, subscriber and delivery counts (empty otherwise).
+    pub topics: TopicTable,
 }
 
 /// The scalar part of `Totals`.
@@ -171,10 +238,13 @@ impl Default for Totals {
     fn default() -> Self {
         Totals {
             latency: new_histogram(),
+            ack_latency: new_histogram(),
             handshake: new_histogram(),
             counts: Counts::default(),
             errors: ErrorCounts::new(),
             cpu: CpuTime::default(),
+            pubsub: PubSubCounts::default(),
+            topics: TopicTable::default(),
         }
     }
 }
@@ -185,31 +255,42 @@ impl Totals {
         self.latency
             .add(&other.latency)
             .expect("histograms share bounds");
+        self.ack_latency
+            .add(&other.ack_latency)
+            .expect("histograms share bounds");
         self.handshake
             .add(&other.handshake)
             .expect("histograms share bounds");
         self.counts.merge(&other.counts);
         merge_errors(&mut self.errors, &other.errors);
         self.cpu.add(other.cpu);
+        self.pubsub.merge(&other.pubsub);
+        self.topics.merge(&other.topics);
     }
 
     pub fn to_wire(&self) -> WireTotals {
         WireTotals {
             latency: histogram_to_base64(&self.latency),
+            ack_latency: histogram_to_base64(&self.ack_latency),
             handshake: histogram_to_base64(&self.handshake),
             counts: self.counts,
             errors: self.errors.clone(),
             cpu: self.cpu,
+            pubsub: self.pubsub,
+            topics: self.topics.to_wire(),
         }
     }
 
     pub fn from_wire(wire: &WireTotals) -> Result<Totals, String> {
         Ok(Totals {
             latency: histogram_from_base64(&wire.latency)?,
+            ack_latency: histogram_from_base64(&wire.ack_latency)?,
             handshake: histogram_from_base64(&wire.handshake)?,
             counts: wire.counts,
             errors: wire.errors.clone(),
             cpu: wire.cpu,
+            pubsub: wire.pubsub,
+            topics: TopicTable::from_wire(&wire.topics)?,
         })
     }
 }
@@ -224,10 +305,13 @@ pub fn merge_errors(into: &mut ErrorCounts, from: &ErrorCounts) {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WireTotals {
     pub latency: String,
+    pub ack_latency: String,
     pub handshake: String,
     pub counts: Counts,
     pub errors: ErrorCounts,
     pub cpu: CpuTime,
+    pub pubsub: PubSubCounts,
+    pub topics: WireTopics,
 }
 
 pub fn histogram_to_base64(histogram: &Histogram<u64>) -> String {
@@ -364,5 +448,9 @@ mod tests {
             ErrorReason::ServerClose(Some(1008)).key(),
             "server_close_1008"
         );
+        let err = |code| ErrorReason::Envelope(EnvelopeCode::from_code(code)).key();
+        assert_eq!(err("rate_limited"), "err_rate_limited");
+        assert_eq!(err("unavailable"), "err_unavailable");
+        assert_eq!(err("something_new"), "err_unknown");
     }
 }

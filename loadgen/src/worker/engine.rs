@@ -11,6 +11,7 @@ use ringgate_wscodec::{Limits, Message, OpCode, apply_mask, encode_header, write
 
 use super::conn::Conn;
 use super::control::{ProgressDelta, Window};
+use super::pubsub::PubSub;
 use crate::schedule::latency_us;
 use crate::stamp;
 use crate::stats::{ErrorReason, Totals, new_histogram};
@@ -29,6 +30,8 @@ pub enum Traffic {
     ClosedLoop { inflight: u32 },
     /// This thread's share of the total message rate, per second.
     OpenLoop { rate: f64 },
+    /// Subscribe, then publish on the owned topics at this rate (per second).
+    PubSub { rate: f64 },
 }
 
 /// What frame handling touches besides the connection and the read buffer.
@@ -51,6 +54,8 @@ pub struct Engine {
     pub track_interval: bool,
     pub delta: ProgressDelta,
     pub outstanding_total: u64,
+    /// The pubsub scenario's state (None in the others).
+    pub pubsub: Option<Box<PubSub>>,
 }
 
 impl Engine {
@@ -93,6 +98,7 @@ impl Engine {
             track_interval,
             delta: ProgressDelta::default(),
             outstanding_total: 0,
+            pubsub: None,
         }
     }
 
@@ -102,13 +108,18 @@ impl Engine {
             .is_some_and(|w| now >= w.go_ns && now < w.end_ns)
     }
 
+    /// A message on the thread's connection `index`.
     pub fn on_message(
         &mut self,
+        index: usize,
         outstanding: &mut u32,
         message: Message<'_>,
         now: u64,
     ) -> Result<(), ErrorReason> {
         match message {
+            Message::Text(payload) if self.pubsub.is_some() => {
+                self.on_pubsub_text(index, outstanding, payload, now);
+            }
             Message::Text(payload) | Message::Binary(payload) => {
                 self.on_echo(outstanding, payload, now);
             }
@@ -151,6 +162,34 @@ impl Engine {
             let opcode = self.opcode;
             self.queue(opcode, now);
             *outstanding += 1;
+        }
+    }
+
+    fn on_pubsub_text(&mut self, index: usize, outstanding: &mut u32, payload: &[u8], now: u64) {
+        let pubsub = self.pubsub.as_mut().expect("pubsub scenario");
+        let handled = pubsub.on_text(index, payload, now);
+        if handled.answered {
+            self.answered(outstanding);
+        }
+        if let Some(reason) = handled.error {
+            self.count_error_n(reason, 1);
+        }
+        if let Some((latency, intended_in_window)) = handled.delivery {
+            let counts = &mut self.totals.counts;
+            counts.received_total += 1;
+            self.delta.received += 1;
+            if let Some(window) = self.window
+                && now >= window.start_ns
+                && now < window.end_ns
+            {
+                counts.received_in_window += 1;
+            }
+            if intended_in_window {
+                self.totals.latency.saturating_record(latency);
+            }
+            if self.track_interval {
+                self.interval.saturating_record(latency);
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 pub mod conn;
 pub mod control;
 pub mod engine;
+pub mod pubsub;
 mod socket;
 pub mod thread;
 
@@ -17,12 +18,14 @@ use std::thread::JoinHandle;
 
 use hdrhistogram::Histogram;
 
-use crate::cli::{ChildSlot, Scenario};
+use crate::cli::{ChildSlot, PubSubArgs, Scenario};
+use crate::pubsub::topics::{self, Ownership, Progression};
 use crate::source::{parse_cpus, parse_sources, share, slice_for_process};
 use crate::stats::Totals;
 use crate::sys::{self, CpuTime};
 use control::{Control, Progress, Window};
 use engine::Traffic;
+use pubsub::PubSubPlan;
 use thread::ThreadPlan;
 
 /// The thread plans of worker process `slot` of a run.
@@ -53,6 +56,7 @@ pub fn thread_plans(scenario: &Scenario, slot: ChildSlot, track_interval: bool) 
         .map(|t| {
             let conns = share(process_conns, threads, t);
             let fraction = conns as f64 / total_conns as f64;
+            let mut pubsub = None;
             let (traffic, connect_rate, size, binary) = match scenario {
                 Scenario::Echo(echo) => {
                     let traffic = match (echo.rate, echo.inflight) {
@@ -74,6 +78,18 @@ pub fn thread_plans(scenario: &Scenario, slot: ChildSlot, track_interval: bool) 
                     };
                     (traffic, connect.rate.0 * fraction, 0, false)
                 }
+                Scenario::Pubsub(args) => {
+                    let ownership = Ownership {
+                        procs: slot.count,
+                        proc_index: slot.index,
+                        threads: threads as u32,
+                        thread: t as u32,
+                    };
+                    let plan = pubsub_plan(args, slot, ownership);
+                    let traffic = Traffic::PubSub { rate: plan.rate };
+                    pubsub = Some(plan);
+                    (traffic, 0.0, 0, false)
+                }
             };
             ThreadPlan {
                 target: common.url.addr,
@@ -92,9 +108,34 @@ pub fn thread_plans(scenario: &Scenario, slot: ChildSlot, track_interval: bool) 
                 size,
                 binary,
                 track_interval,
+                pubsub,
             }
         })
         .collect()
+}
+
+/// The pubsub part of thread `ownership.thread` of process `slot`: its
+/// users (process-local connection `thread + j * threads` is global user
+/// `process_first + thread + j * threads`), and the rate of the topics it owns.
+fn pubsub_plan(args: &PubSubArgs, slot: ChildSlot, ownership: Ownership) -> PubSubPlan {
+    let procs = u64::from(slot.count);
+    let process_first: u64 = (0..u64::from(slot.index))
+        .map(|p| share(args.users, procs, p))
+        .sum();
+    let owned = ownership.owned(args.topics);
+    let share_of_rate =
+        topics::mass(args.dist, owned) / topics::mass(args.dist, Progression::all(args.topics));
+    PubSubPlan {
+        topics: args.topics,
+        subs_per_user: args.subs_per_user,
+        distribution: args.dist,
+        first_user: process_first + u64::from(ownership.thread),
+        user_stride: u64::from(ownership.threads),
+        ownership,
+        rate: args.rate.0 * share_of_rate,
+        data_bytes: args.size as usize,
+        seed: args.seed,
+    }
 }
 
 /// The threads of this process, running.

@@ -22,6 +22,7 @@ use std::os::fd::AsRawFd;
 use super::conn::{Conn, Phase};
 use super::control::{Control, Window};
 use super::engine::{Engine, Traffic};
+use super::pubsub::{PubSub, PubSubPlan};
 use super::socket::{connect_socket, read_once, ws_key};
 use crate::schedule::{Schedule, due_for_conn, latency_us, seq_of};
 use crate::stats::{ErrorReason, Totals};
@@ -40,6 +41,9 @@ const INTERVAL_PUBLISH_NS: u64 = 250_000_000;
 /// A thread that is ready but never told to go gives up after this.
 const GO_WAIT_MAX_NS: u64 = 600_000_000_000;
 const EVENTS_CAPACITY: usize = 1024;
+/// pubsub: most publishes sent per loop turn, so a sender that fell behind
+/// still reads (and timestamps) deliveries between bursts.
+const PUBLISH_BURST_MAX: u32 = 1024;
 
 #[derive(Debug, Clone)]
 pub struct ThreadPlan {
@@ -63,6 +67,8 @@ pub struct ThreadPlan {
     pub size: usize,
     pub binary: bool,
     pub track_interval: bool,
+    /// The pubsub scenario's part for this thread.
+    pub pubsub: Option<PubSubPlan>,
 }
 
 /// Runs one thread's share to completion and returns what it counted.
@@ -113,6 +119,9 @@ struct Worker {
     schedule: Option<Schedule>,
     schedule_done: u64,
     schedule_end: u64,
+    /// pubsub: subscriptions unanswered at this time have failed (set once
+    /// every connection is open or failed).
+    subscribe_deadline_ns: Option<u64>,
 }
 
 impl Worker {
@@ -134,6 +143,10 @@ impl Worker {
         );
         engine.out.reserve(READ_BUFFER_BYTES);
         engine.totals.counts.conns_planned = plan.conns as u64;
+        engine.pubsub = plan
+            .pubsub
+            .clone()
+            .map(|p| Box::new(PubSub::new(p, plan.conns)));
         Ok(Worker {
             plan,
             control,
@@ -149,6 +162,7 @@ impl Worker {
             schedule: None,
             schedule_done: 0,
             schedule_end: 0,
+            subscribe_deadline_ns: None,
         })
     }
 
@@ -177,7 +191,10 @@ impl Worker {
             let wake = match stage {
                 Stage::Connecting => {
                     let wake = self.start_connects(now);
-                    if self.next_to_start == self.conns.len() && self.pending == 0 {
+                    if self.next_to_start == self.conns.len()
+                        && self.pending == 0
+                        && self.subscriptions_settled(now)
+                    {
                         // Counts first, so whoever sees "ready" sees them too.
                         self.control.flush(&mut self.engine.delta);
                         self.control.mark_ready();
@@ -204,12 +221,20 @@ impl Worker {
                         stage = Stage::Draining;
                         continue;
                     }
-                    let next_send = self.send_due(now);
+                    let next_send = if self.engine.pubsub.is_some() {
+                        self.publish_due(now)
+                    } else {
+                        self.send_due(now)
+                    };
                     Some(next_send.map_or(window.end_ns, |t| t.min(window.end_ns)))
                 }
                 Stage::Draining => {
                     let window = self.engine.window.expect("draining has a window");
-                    if self.engine.outstanding_total == 0 || now >= window.drain_end_ns {
+                    // pubsub waits the whole drain: deliveries of its
+                    // publishes may still be on their way to other
+                    // threads and processes, and theirs to it.
+                    let done = self.engine.outstanding_total == 0 && self.engine.pubsub.is_none();
+                    if done || now >= window.drain_end_ns {
                         break;
                     }
                     Some(window.drain_end_ns)
@@ -237,6 +262,65 @@ impl Worker {
                 self.handle_event(event.token().0, event, now);
             }
         }
+    }
+
+    /// pubsub: every subscription answered, or --timeout past the last
+    /// connection (the rest are booked as failed). Other scenarios: true.
+    fn subscriptions_settled(&mut self, now: u64) -> bool {
+        let Some(pubsub) = self.engine.pubsub.as_mut() else {
+            return true;
+        };
+        if pubsub.subs_pending == 0 {
+            return true;
+        }
+        let deadline = *self
+            .subscribe_deadline_ns
+            .get_or_insert(now + self.plan.timeout_ns);
+        if now < deadline {
+            return false;
+        }
+        let expired = pubsub.expire_subscriptions();
+        self.engine
+            .count_error_n(ErrorReason::SubscribeTimeout, expired);
+        true
+    }
+
+    /// pubsub: sends the publishes the schedule says are due, each from its
+    /// topic's publisher and stamped with its intended time; returns the
+    /// next intended time.
+    fn publish_due(&mut self, now: u64) -> Option<u64> {
+        let schedule = self.schedule?;
+        let due = schedule.due(now).min(self.schedule_end);
+        let mut burst = PUBLISH_BURST_MAX;
+        while self.schedule_done < due {
+            if burst == 0 {
+                // Come back at once, after reading what has arrived.
+                return Some(now);
+            }
+            burst -= 1;
+            let engine = &mut self.engine;
+            let pubsub = engine.pubsub.as_mut().expect("pubsub scenario");
+            let (_, user) = pubsub.next_publish();
+            let conn = &mut self.conns[user];
+            if !conn.is_open() {
+                pubsub.skip();
+                engine.count_error_n(ErrorReason::NotOpen, 1);
+                self.schedule_done += 1;
+                continue;
+            }
+            if conn.pending.len() > PENDING_BACKLOG_MAX_BYTES {
+                // Its publisher is backed up: the schedule waits (with the
+                // drawn topic held) until the socket drains (`on_writable`).
+                return None;
+            }
+            pubsub.publish(schedule.intended_ns(self.schedule_done), &mut engine.out);
+            engine.totals.counts.messages_sent += 1;
+            engine.outstanding_total += 1;
+            conn.outstanding += 1;
+            self.schedule_done += 1;
+            self.send_out(user);
+        }
+        (due < self.schedule_end).then(|| schedule.intended_ns(due))
     }
 
     fn housekeeping(&mut self, now: u64) {
@@ -447,6 +531,9 @@ impl Worker {
         }
         engine.delta.connects_ok += 1;
         engine.delta.opened += 1;
+        if let Some(pubsub) = engine.pubsub.as_mut() {
+            pubsub.subscribe(index, &mut engine.out);
+        }
         if engine.sending(now)
             && let Traffic::ClosedLoop { inflight } = engine.traffic
         {
@@ -486,7 +573,7 @@ impl Worker {
                 .map_err(|_| ErrorReason::Protocol)?;
             offset += used;
             match message {
-                Some(message) => engine.on_message(&mut conn.outstanding, message, now)?,
+                Some(message) => engine.on_message(index, &mut conn.outstanding, message, now)?,
                 None if used == 0 => break,
                 None => {}
             }
@@ -512,8 +599,15 @@ impl Worker {
         if let Err(reason) = self.conns[index].flush_pending() {
             return self.drop_conn(index, reason);
         }
-        if matches!(self.engine.traffic, Traffic::OpenLoop { .. }) && self.engine.sending(now) {
-            self.catch_up(index, self.schedule_done);
+        if !self.engine.sending(now) {
+            return;
+        }
+        match self.engine.traffic {
+            Traffic::OpenLoop { .. } => self.catch_up(index, self.schedule_done),
+            Traffic::PubSub { .. } => {
+                self.publish_due(now);
+            }
+            _ => {}
         }
     }
 
@@ -533,6 +627,13 @@ impl Worker {
                 }
             }
             Traffic::OpenLoop { rate } => self.start_schedule(window, rate),
+            Traffic::PubSub { rate } => {
+                if let Some(pubsub) = self.engine.pubsub.as_mut() {
+                    let conns = &self.conns;
+                    pubsub.begin(window, |user| conns[user].is_open());
+                }
+                self.start_schedule(window, rate);
+            }
             Traffic::Ping { interval_ns } => {
                 if conns > 0 {
                     self.start_schedule(window, conns as f64 * 1e9 / interval_ns as f64);
@@ -640,6 +741,9 @@ impl Worker {
         }
         conn.outstanding = 0;
         conn.close();
+        if let Some(pubsub) = engine.pubsub.as_mut() {
+            pubsub.forget_user(index);
+        }
         engine.count_error_n(reason, 1);
         crate::hints::warn_once(reason);
     }
@@ -669,6 +773,12 @@ impl Worker {
         let mut totals = std::mem::take(&mut engine.totals);
         for (reason, count) in &engine.errors {
             *totals.errors.entry(reason.key()).or_default() += count;
+        }
+        if let Some(pubsub) = engine.pubsub.take() {
+            let pubsub = *pubsub;
+            totals.pubsub = pubsub.counts;
+            totals.topics = pubsub.table;
+            totals.ack_latency = pubsub.ack_latency;
         }
         totals
     }

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Pub/sub delivery capacity of one gateway shard, with loadgen's `pubsub`.
+
+  bench/pubsub.py [--users 10000] [--subs-per-user 1] [--topics 1000]
+                  [--dist uniform] [--size 128] [--step 5] [--start-rate 1000]
+                  [--max-rate 1000000] [--refine 3] [--slo-p99-ms 200]
+                  [--latency-duration 10] [--json out.json]
+
+Starts `ringgate --shards 1` (relay mode with its embedded router, loopback
+exempt from the per-IP limits) pinned to --server-cpu, and runs loadgen
+pinned to --client-cpu. Each step is a fresh loadgen run: the users connect,
+subscribe, warm up for 1 s, publish open loop at the step's rate for --step
+seconds and drain for 2 s. The rate doubles from --start-rate until a step
+fails, then --refine bisection steps narrow the knee. A step holds when
+
+  - nothing is lost (`lost` 0) and nothing was refused (no `err`),
+  - deliveries keep up: deliveries/s received in the window at least 98% of
+    the deliveries/s the window's publishes call for, and
+  - delivery p99 (from the intended publish time) is within --slo-p99-ms
+    (issue 5's capacity SLO: 200 ms).
+
+The highest holding step gives deliveries/s at saturation. A final run at
+half that publish rate (--latency-duration seconds) gives the delivery
+latency percentiles. The table shows each step with loadgen's and the
+gateway's CPU (the gateway process: its shard and the embedded router's
+thread), so a loadgen-bound result would show. Every figure comes from
+loadgen's JSON (docs/LOADGEN.md); this script starts processes (stopping
+them by PID), steps the rate and prints.
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+BIN = os.path.join(TARGET, "release")
+# The embedded router refuses publishes for its first 3 s (claim grace:
+# backends may still be attaching); steps start after it.
+ROUTER_GRACE_S = 3.3
+WARMUP = "1s"
+DRAIN = "2s"
+KEEP_UP = 0.98
+
+
+def build():
+    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "ringgate",
+                    "-p", "ringgate-loadgen"], cwd=ROOT, check=True)
+
+
+def write_config():
+    path = os.path.join(tempfile.gettempdir(), f"ringgate-pubsub-bench-{os.getpid()}.toml")
+    with open(path, "w") as handle:
+        handle.write('[limits.per_ip]\nexempt = ["127.0.0.0/8"]\n')
+    return path
+
+
+def start_gateway(config, cpu):
+    """Starts the gateway pinned to `cpu`; returns (process, address, argv)."""
+    argv = ["taskset", "-c", str(cpu), os.path.join(BIN, "ringgate"), "--shards", "1",
+            "--listen", "127.0.0.1:0", "--config", config]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    started = time.monotonic()
+    deadline = started + 20
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        match = re.search(r"listening on (\S+)", line)
+        if match:
+            time.sleep(max(0.0, started + ROUTER_GRACE_S - time.monotonic()))
+            return process, match.group(1), argv
+    stop(process)
+    raise RuntimeError("ringgate did not report its address")
+
+
+def stop(process):
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def loadgen_argv(options, address, rate, duration, gateway_pid, cpu):
+    return ["taskset", "-c", str(cpu), os.path.join(BIN, "ringgate-loadgen"), "pubsub",
+            "--url", f"ws://{address}/", "--users", str(options.users),
+            "--subs-per-user", str(options.subs_per_user), "--topics", str(options.topics),
+            "--dist", options.dist, "--size", str(options.size), "--rate", f"{rate}/s",
+            "--warmup", WARMUP, "--duration", f"{duration}s", "--drain", DRAIN,
+            "--server-pid", str(gateway_pid), "--quiet"]
+
+
+def run_step(options, address, rate, duration, gateway_pid):
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+        path = handle.name
+    argv = loadgen_argv(options, address, rate, duration, gateway_pid, options.client_cpu)
+    try:
+        subprocess.run(argv + ["--json", path], check=True, stdout=subprocess.DEVNULL,
+                       timeout=duration + 120)
+        with open(path) as handle:
+            report = json.load(handle)
+    finally:
+        os.unlink(path)
+    results = report["results"]
+    pubsub = results["pubsub"]
+    server = results["servers"][0] if results["servers"] else {}
+    step = {
+        "rate": rate,
+        "publishes_per_s": pubsub["publishes_per_s"],
+        "expected_per_s": pubsub["expected_per_s"],
+        "deliveries_per_s": pubsub["deliveries_per_s"],
+        "expected": pubsub["expected"],
+        "delivered": pubsub["delivered"],
+        "lost": pubsub["lost"],
+        "duplicates": pubsub["duplicates"],
+        "out_of_order": pubsub["out_of_order"],
+        "errors": results["errors"],
+        "p50_us": pubsub["delivery_latency_us"]["p50"],
+        "p99_us": pubsub["delivery_latency_us"]["p99"],
+        "p999_us": pubsub["delivery_latency_us"]["p999"],
+        "ack_p99_us": pubsub["ack_latency_us"]["p99"],
+        "gateway_cpu": server.get("cpu_util"),
+        "loadgen_cpu": results["loadgen_cpu"]["cpu_util"],
+        "command": " ".join(shlex.quote(a) for a in argv + ["--json", "OUT.json"]),
+    }
+    keeps_up = step["deliveries_per_s"] >= KEEP_UP * step["expected_per_s"]
+    step["holds"] = (step["lost"] == 0 and not step["errors"] and keeps_up
+                     and step["p99_us"] <= options.slo_p99_ms * 1000)
+    return step
+
+
+def row(step):
+    errors = ",".join(f"{k}:{v}" for k, v in step["errors"].items()) or "-"
+    cpu = lambda v: "-" if v is None else f"{v:.0f}%"
+    return (f"{step['rate']:>9} {step['publishes_per_s']:>10.0f} {step['expected_per_s']:>11.0f} "
+            f"{step['deliveries_per_s']:>11.0f} {step['lost']:>8} {step['duplicates']:>5} "
+            f"{step['p50_us'] / 1000:>8.2f} {step['p99_us'] / 1000:>9.2f} "
+            f"{step['p999_us'] / 1000:>9.2f} {cpu(step['gateway_cpu']):>7} "
+            f"{cpu(step['loadgen_cpu']):>7}  {'yes' if step['holds'] else 'NO':<5} {errors}")
+
+
+HEADER = (f"{'rate/s':>9} {'pubs/s':>10} {'expected/s':>11} {'delivered/s':>11} {'lost':>8} "
+          f"{'dups':>5} {'p50 ms':>8} {'p99 ms':>9} {'p99.9 ms':>9} {'gw cpu':>7} {'lg cpu':>7}  "
+          f"holds errors")
+
+
+def sweep(options, address, gateway_pid):
+    steps = []
+
+    def step(rate, duration=options.step):
+        result = run_step(options, address, rate, duration, gateway_pid)
+        print(row(result), flush=True)
+        steps.append(result)
+        return result
+
+    print(HEADER, flush=True)
+    rate, best, failed = options.start_rate, None, None
+    while rate <= options.max_rate:
+        if step(rate)["holds"]:
+            best = rate
+            rate *= 2
+        else:
+            failed = rate
+            break
+    if best is not None and failed is not None:
+        low, high = best, failed
+        for _ in range(options.refine):
+            middle = (low + high) // 2
+            if middle in (low, high):
+                break
+            if step(middle)["holds"]:
+                low = middle
+            else:
+                high = middle
+        best = low
+    return steps, best
+
+
+def machine():
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu_model": model, "cores": os.cpu_count(), "kernel": platform.release()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--subs-per-user", type=int, default=1)
+    parser.add_argument("--topics", type=int, default=1_000)
+    parser.add_argument("--dist", default="uniform")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--step", type=int, default=5, help="seconds measured per step")
+    parser.add_argument("--start-rate", type=int, default=1_000)
+    parser.add_argument("--max-rate", type=int, default=1_000_000)
+    parser.add_argument("--refine", type=int, default=3, help="bisection steps after doubling")
+    parser.add_argument("--slo-p99-ms", type=float, default=200.0)
+    parser.add_argument("--latency-duration", type=int, default=10)
+    parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--json")
+    options = parser.parse_args()
+    if not options.no_build:
+        build()
+    config = write_config()
+    gateway, address, gateway_argv = start_gateway(config, options.server_cpu)
+    try:
+        print(f"# {json.dumps(machine())}")
+        print(f"# gateway: {' '.join(gateway_argv)}   (config: {open(config).read().strip()!r})")
+        print(f"# {options.users} users x {options.subs_per_user} subscriptions over "
+              f"{options.topics} topics ({options.dist}), data {options.size} B, "
+              f"{options.step} s per step")
+        steps, best = sweep(options, address, gateway.pid)
+        latency = None
+        if best is not None:
+            half = max(1, best // 2)
+            print(f"\n# saturation: {best}/s publishes held; latency at half that, {half}/s, "
+                  f"for {options.latency_duration} s")
+            print(HEADER)
+            latency = run_step(options, address, half, options.latency_duration, gateway.pid)
+            print(row(latency))
+        summary = {"machine": machine(), "options": vars(options), "steps": steps,
+                   "saturation_rate": best, "latency_run": latency}
+        print()
+        if best is not None:
+            held = max((s for s in steps if s["holds"]), key=lambda s: s["rate"])
+            print(f"deliveries/s at saturation: {held['deliveries_per_s']:.0f} "
+                  f"({held['rate']}/s publishes, gateway CPU {held['gateway_cpu']}%, "
+                  f"loadgen CPU {held['loadgen_cpu']}%)")
+            print(f"delivery latency at {latency['rate']}/s: p50 {latency['p50_us'] / 1000:.2f} ms, "
+                  f"p99 {latency['p99_us'] / 1000:.2f} ms, p99.9 {latency['p999_us'] / 1000:.2f} ms "
+                  f"({latency['deliveries_per_s']:.0f} deliveries/s, lost {latency['lost']})")
+            print(f"commands: {held['command']}\n          {latency['command']}")
+        else:
+            print("no step held; lower --start-rate")
+        if options.json:
+            with open(options.json, "w") as handle:
+                json.dump(summary, handle, indent=2)
+    finally:
+        stop(gateway)
+        os.unlink(config)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
