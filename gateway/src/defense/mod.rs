@@ -2,3 +2,4 @@
 
 pub mod auth;
 pub mod ip_table;
+pub mod tls;
