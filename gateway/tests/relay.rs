@@ -307,6 +307,8 @@ fn publishes_without_a_live_router_are_refused_unavailable() {
         let answer = next_json(&mut client);
         if answer["op"] == "err" {
             assert_eq!(answer["code"], "unavailable", "{answer}");
+            let reason = answer["reason"].as_str().unwrap_or("");
+            assert!(["no_router", "router_lost"].contains(&reason), "{answer}");
             assert!(answer["retry_after_ms"].as_u64().unwrap() > 0);
             assert_eq!(answer["id"], "u1");
             break;

@@ -193,9 +193,12 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
         let routers = if config.router.is_empty() {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")
                 .context("binding the embedded router")?;
+            // No backend can attach to an embedded router before it starts,
+            // so no claim grace: publishes are relayed from the first one.
             let router =
                 ringgate_router::server::Router::new(ringgate_router::server::RouterConfig {
                     id: EMBEDDED_ROUTER_ID,
+                    claim_grace_ms: 0,
                     ..Default::default()
                 })
                 .spawn(listener)

@@ -81,6 +81,8 @@ pub struct Relay {
     decoder: protocol::Decoder,
     /// Scratch for encoding one delivery before it is shared.
     frame: Vec<u8>,
+    /// Scratch list of one delivery's local recipients.
+    recipients: Vec<Subscriber>,
     json: Vec<u8>,
     random: u64,
     next_request: u64,
@@ -106,6 +108,7 @@ impl Relay {
             rules: Rules::default(),
             decoder: protocol::Decoder::default(),
             frame: Vec::new(),
+            recipients: Vec::new(),
             json: Vec::new(),
             random: 0x9e37_79b9_7f4a_7c15 ^ u64::from(node_id),
             next_request: 1,
@@ -189,9 +192,8 @@ impl Core {
 
     /// A text message from a client in relay mode.
     pub(in crate::hot) fn on_client_text(&mut self, slot: usize, text: &[u8]) {
-        let relay = self.relay.as_ref().expect("relay mode");
-        let rules = relay.rules.clone();
-        match envelope::parse(text, &rules) {
+        let parsed = envelope::parse(text, &self.relay.as_ref().expect("relay mode").rules);
+        match parsed {
             Ok(Request::Publish(publish)) => {
                 let trace = publish.trace.as_deref().unwrap_or("");
                 self.publish(slot, &publish.topic, &publish.id, publish.data, trace);
@@ -236,9 +238,11 @@ impl Core {
     fn publish(&mut self, slot: usize, topic: &str, id: &str, data: RawJson<'_>, trace: &str) {
         let generation = self.conns[slot].generation;
         let relay = self.relay.as_mut().expect("relay mode");
-        let unavailable = |retry_after_ms| ErrorReply {
+        // The reason tells clients (and operators) which overload this is.
+        let unavailable = |retry_after_ms, reason| ErrorReply {
             id: Some(id),
             retry_after_ms: Some(retry_after_ms),
+            reason: Some(reason),
             ..ErrorReply::new(ErrorCode::Unavailable)
         };
         let Some(link_index) = relay
@@ -246,15 +250,15 @@ impl Core {
             .filter(|&i| relay.links[i].is_up())
         else {
             self.stats.publish_unavailable += 1;
-            return self.reply_error(slot, &unavailable(1_000));
+            return self.reply_error(slot, &unavailable(1_000, "no_router"));
         };
         if !relay.links[link_index].publish_credit.can_spend() {
             self.stats.publish_unavailable += 1;
-            return self.reply_error(slot, &unavailable(100));
+            return self.reply_error(slot, &unavailable(100, "router_busy"));
         }
         let Some(publish_id) = relay.insert_pending(slot as u32, generation, id) else {
             self.stats.publish_unavailable += 1;
-            return self.reply_error(slot, &unavailable(100));
+            return self.reply_error(slot, &unavailable(100, "too_many_pending"));
         };
         let mut name = [0u8; 40];
         let (user, anonymous) = match self.users.get(&(slot as u32)) {
@@ -603,19 +607,27 @@ impl Core {
         relay.frame.clear();
         write_frame(&mut relay.frame, OpCode::Text, &relay.json, None);
         let shared: Rc<[u8]> = Rc::from(&relay.frame[..]);
-        let recipients: Vec<Subscriber> = match deliver.target {
-            Target::Topic => relay.topics.subscribers(deliver.topic).to_vec(),
+        // A reused list: the recipients are copied out (the loop below needs
+        // the whole shard), but into a buffer that keeps its capacity.
+        let mut recipients = std::mem::take(&mut relay.recipients);
+        recipients.clear();
+        match deliver.target {
+            Target::Topic => recipients.extend_from_slice(relay.topics.subscribers(deliver.topic)),
             Target::Connection(connection) if connection.gateway == relay.node_id => {
-                vec![Subscriber {
+                recipients.push(Subscriber {
                     slot: (connection.connection & 0xffff_ffff) as u32,
                     generation: (connection.connection >> 32) as u32,
-                }]
+                });
             }
-            Target::User(user) => relay.users.get(user).cloned().unwrap_or_default(),
-            Target::Connection(_) => Vec::new(),
-        };
+            Target::User(user) => {
+                if let Some(devices) = relay.users.get(user) {
+                    recipients.extend_from_slice(devices);
+                }
+            }
+            Target::Connection(_) => {}
+        }
         self.stats.deliveries_in += 1;
-        for recipient in recipients {
+        for &recipient in &recipients {
             let slot = recipient.slot as usize;
             let Some(conn) = self.conns.get_mut(slot) else {
                 continue;
@@ -628,6 +640,7 @@ impl Core {
             self.mark_dirty(slot);
             self.enforce_write_queue(slot);
         }
+        self.relay().recipients = recipients;
     }
 
     fn on_kick(&mut self, kick: &protocol::Kick<'_>) {
@@ -854,6 +867,7 @@ impl Core {
             let reply = ErrorReply {
                 id: Some(id),
                 retry_after_ms: Some(1_000),
+                reason: Some("router_lost"),
                 ..ErrorReply::new(ErrorCode::Unavailable)
             };
             self.reply_error(slot, &reply);
