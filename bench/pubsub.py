@@ -59,7 +59,11 @@ def build():
 def write_config():
     path = os.path.join(tempfile.gettempdir(), f"ringgate-pubsub-bench-{os.getpid()}.toml")
     with open(path, "w") as handle:
-        handle.write('[limits.per_ip]\nexempt = ["127.0.0.0/8"]\n')
+        # Loopback load: per-IP limits exempt, per-user and per-topic limits
+        # off (one publisher per topic sends far above the 100/min default).
+        handle.write('[limits.per_ip]\nexempt = ["127.0.0.0/8"]\n'
+                     '[limits.per_user]\nmessages_per_minute = 0\nmessages_per_hour = 0\n'
+                     'repeated_content_max = 0\n[limits.per_topic]\nmessages_per_minute = 0\n')
     return path
 
 

@@ -82,6 +82,87 @@ pub struct LimitsConfig {
     pub frame_timeout_ms: u64,
     /// `[limits.per_ip]`: per-address limits at accept.
     pub per_ip: PerIpConfig,
+    /// `[limits.per_user]`: devices at upgrade, message rates (relay mode).
+    pub per_user: PerUserConfig,
+    /// `[limits.per_topic]`: message rate per topic (relay mode).
+    pub per_topic: PerTopicConfig,
+}
+
+/// `[limits.per_user]` (brief defaults; 0 turns a limit off).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerUserConfig {
+    /// Concurrent connections (devices) per user: the next is refused 429.
+    pub max_connections: u32,
+    /// Token buckets; burst equals the value.
+    pub messages_per_minute: u32,
+    pub messages_per_hour: u32,
+    /// Refusals in a minute after which the connection is closed 1008.
+    pub abuse_refusals_per_minute: u32,
+    /// The same payload more than this many times in the window is throttled.
+    pub repeated_content_max: u32,
+    pub repeated_content_window_s: u32,
+    /// Slots in the shared table (power of two, 64 bytes each, fixed at
+    /// start-up); about 4 per user holding state.
+    pub table_slots: usize,
+}
+
+/// `[limits.per_topic]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerTopicConfig {
+    pub messages_per_minute: u32,
+    /// Slots in the shared table (power of two, 16 bytes each).
+    pub table_slots: usize,
+}
+
+impl Default for PerUserConfig {
+    fn default() -> Self {
+        let limits = crate::defense::user_table::UserLimits::default();
+        PerUserConfig {
+            max_connections: limits.max_connections,
+            messages_per_minute: limits.messages_per_minute,
+            messages_per_hour: limits.messages_per_hour,
+            abuse_refusals_per_minute: limits.abuse_refusals_per_minute,
+            repeated_content_max: limits.repeated_content_max,
+            repeated_content_window_s: limits.repeated_content_window_s,
+            table_slots: limits.slots,
+        }
+    }
+}
+
+impl PerUserConfig {
+    pub fn limits(&self) -> crate::defense::user_table::UserLimits {
+        crate::defense::user_table::UserLimits {
+            max_connections: self.max_connections,
+            messages_per_minute: self.messages_per_minute,
+            messages_per_hour: self.messages_per_hour,
+            abuse_refusals_per_minute: self.abuse_refusals_per_minute,
+            repeated_content_max: self.repeated_content_max,
+            repeated_content_window_s: self.repeated_content_window_s,
+            slots: self.table_slots,
+            ..Default::default()
+        }
+    }
+}
+
+impl Default for PerTopicConfig {
+    fn default() -> Self {
+        let limits = crate::defense::user_table::TopicLimits::default();
+        PerTopicConfig {
+            messages_per_minute: limits.messages_per_minute,
+            table_slots: limits.slots,
+        }
+    }
+}
+
+impl PerTopicConfig {
+    pub fn limits(&self) -> crate::defense::user_table::TopicLimits {
+        crate::defense::user_table::TopicLimits {
+            messages_per_minute: self.messages_per_minute,
+            slots: self.table_slots,
+        }
+    }
 }
 
 /// `[limits.per_ip]` (brief defaults; 0 turns a limit off).
@@ -163,6 +244,8 @@ impl Default for LimitsConfig {
             max_write_queue_bytes: 1 << 20,
             frame_timeout_ms: 10_000,
             per_ip: PerIpConfig::default(),
+            per_user: PerUserConfig::default(),
+            per_topic: PerTopicConfig::default(),
         }
     }
 }
@@ -217,6 +300,18 @@ impl Config {
         let limits = &self.limits;
         if let Err(error) = crate::defense::auth::Authenticator::from_config(&self.auth) {
             return Err(invalid(error.key(), error.to_string()));
+        }
+        if let Err(error) = limits.per_user.limits().validate() {
+            return Err(ConfigError::Parse {
+                path: origin.to_string(),
+                message: error.to_string(),
+            });
+        }
+        if let Err(error) = limits.per_topic.limits().validate() {
+            return Err(ConfigError::Parse {
+                path: origin.to_string(),
+                message: error.to_string(),
+            });
         }
         if let Err(error) = limits.per_ip.limits().validate() {
             // The message names the limits.per_ip key.

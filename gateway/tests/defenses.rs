@@ -151,3 +151,165 @@ fn origins_outside_the_allowlist_get_403() {
     let stderr = stats_after_drain(gateway);
     assert!(stderr.contains("origin_refusals: 1"), "{stderr}");
 }
+
+mod per_user {
+    //! Per-user limits in relay mode (the default, with its embedded router).
+    use super::*;
+    use serde_json::{Value, json};
+
+    const SECRET: &str = "test-secret-of-at-least-32-bytes!!";
+
+    fn token(user: &str) -> String {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &json!({"sub": user, "exp": exp}),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn relay(limits: &str) -> Gateway {
+        Gateway::launch(
+            &format!("[auth]\njwt_hs256_secret = \"{SECRET}\"\n{limits}"),
+            &["--shards", "1"],
+        )
+    }
+
+    fn as_user(gateway: &Gateway, source: &str, user: &str) -> Client {
+        Client::connect_from(
+            source,
+            gateway.address,
+            &format!("/?access_token={}", token(user)),
+            &[],
+        )
+    }
+
+    fn publish(client: &mut Client, id: &str, data: Value) -> Value {
+        let text = json!({"op": "pub", "topic": "limits.test", "id": id, "data": data}).to_string();
+        client.send(OpCode::Text, text.as_bytes());
+        loop {
+            match client.next() {
+                Event::Text(text) => return serde_json::from_slice(&text).unwrap(),
+                Event::Ping(_) => {}
+                other => return json!({"event": format!("{other:?}")}),
+            }
+        }
+    }
+
+    /// The embedded router answers once its link is up. Each attempt is a
+    /// fresh anonymous connection (its own user), so warming up spends no
+    /// tested user's rate.
+    fn wait_routed(gateway: &Gateway) {
+        for attempt in 0..100 {
+            let mut probe = Client::connect_from("127.0.6.99", gateway.address, "/", &[]);
+            let answer = publish(
+                &mut probe,
+                &format!("warm-{attempt}"),
+                json!({"warm": attempt}),
+            );
+            if answer["op"] == "ack" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("never routed");
+    }
+
+    #[test]
+    fn a_sixth_device_of_one_user_gets_429() {
+        let gateway = relay("");
+        let devices: Vec<Client> = (0..5)
+            .map(|i| as_user(&gateway, &format!("127.0.6.{}", i + 1), "erin"))
+            .collect();
+        let request = format!(
+            "GET /?access_token={} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+            token("erin")
+        );
+        let response = http_exchange_from("127.0.6.9", gateway.address, request.as_bytes());
+        assert_eq!(status_of(&response), "429", "{response}");
+        assert!(header(&response, "Retry-After").is_some(), "{response}");
+        // Another user is unaffected; closing a device frees its place.
+        let _frank = as_user(&gateway, "127.0.6.10", "frank");
+        drop(devices);
+        std::thread::sleep(Duration::from_millis(300));
+        let _again = as_user(&gateway, "127.0.6.11", "erin");
+        let stderr = stats_after_drain(gateway);
+        assert!(stderr.contains("user_refusals: {"), "{stderr}");
+    }
+
+    #[test]
+    fn message_rate_and_repeated_content_are_answered_rate_limited() {
+        let gateway = relay(
+            "[limits.per_user]\nmessages_per_minute = 6\nmessages_per_hour = 1000\nrepeated_content_max = 2\n",
+        );
+        let mut grace = as_user(&gateway, "127.0.6.20", "grace");
+        wait_routed(&gateway);
+        // Repeated content: the third identical payload is throttled.
+        assert_eq!(publish(&mut grace, "r1", json!("same"))["op"], "ack");
+        assert_eq!(publish(&mut grace, "r2", json!("same"))["op"], "ack");
+        let third = publish(&mut grace, "r3", json!("same"));
+        assert_eq!(third["op"], "err", "{third}");
+        assert_eq!(third["code"], "rate_limited", "{third}");
+        assert_eq!(third["id"], "r3");
+        // Message rate: the burst (6/min) runs out, then rate_limited with a wait.
+        let mut answers = Vec::new();
+        for n in 0..6 {
+            answers.push(publish(&mut grace, &format!("m{n}"), json!({"n": n})));
+        }
+        let limited = answers
+            .iter()
+            .find(|a| a["op"] == "err")
+            .expect("never rate limited");
+        assert_eq!(limited["code"], "rate_limited", "{limited}");
+        assert!(limited["retry_after_ms"].as_u64().unwrap() > 0, "{limited}");
+        // Another user keeps publishing.
+        let mut heidi = as_user(&gateway, "127.0.6.21", "heidi");
+        assert_eq!(publish(&mut heidi, "h1", json!({"ok": true}))["op"], "ack");
+        drop((grace, heidi));
+        let stderr = stats_after_drain(gateway);
+        assert!(stderr.contains("message_refusals: {"), "{stderr}");
+    }
+
+    #[test]
+    fn persistent_abuse_is_closed_1008() {
+        let gateway = relay(
+            "[limits.per_user]\nmessages_per_minute = 2\nmessages_per_hour = 1000\nabuse_refusals_per_minute = 5\n",
+        );
+        let mut ivan = as_user(&gateway, "127.0.6.30", "ivan");
+        wait_routed(&gateway);
+        let mut closed = None;
+        let mut burst = Vec::new();
+        for n in 0..50 {
+            let text =
+                json!({"op": "pub", "topic": "limits.test", "id": format!("a{n}"), "data": n})
+                    .to_string();
+            ringgate_wscodec::write_frame(
+                &mut burst,
+                OpCode::Text,
+                text.as_bytes(),
+                Some(common::MASK),
+            );
+        }
+        // The gateway may close while the burst is still arriving.
+        let _ = std::io::Write::write_all(&mut ivan.stream, &burst);
+        loop {
+            match ivan.next() {
+                Event::Close(code, _) => {
+                    closed = code;
+                    break;
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        assert_eq!(closed, Some(1008));
+        let stderr = stats_after_drain(gateway);
+        assert!(stderr.contains("abuse"), "{stderr}");
+    }
+}

@@ -83,7 +83,14 @@ fn temp_dir() -> PathBuf {
 /// from the per-IP limits, and reads the port from its first stdout line.
 fn start_gateway() -> Gateway {
     let config = temp_dir().join("gateway.toml");
-    std::fs::write(&config, "[limits.per_ip]\nexempt = [\"127.0.0.0/8\"]\n").unwrap();
+    // Loopback load: per-IP limits exempt; per-user rates off (each
+    // publisher sends above the 100/min default).
+    std::fs::write(
+        &config,
+        "[limits.per_ip]\nexempt = [\"127.0.0.0/8\"]\n[limits.per_user]\nmessages_per_minute = 0\n\
+         messages_per_hour = 0\nrepeated_content_max = 0\n[limits.per_topic]\nmessages_per_minute = 0\n",
+    )
+    .unwrap();
     let mut child = Command::new(gateway_binary())
         .args(["--listen", "127.0.0.1:0", "--shards", "1", "--config"])
         .arg(&config)

@@ -16,6 +16,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::config::{Config, Mode};
 use crate::defense::auth::Authenticator;
 use crate::defense::ip_table::IpTable;
+use crate::defense::user_table::{TopicTable, UserTable};
 use crate::hot::conn::Deadlines;
 use crate::hot::relay::RouterAddress;
 use crate::hot::shard::Shard;
@@ -49,6 +50,9 @@ pub struct Settings {
     pub authenticator: Option<Arc<Authenticator>>,
     /// Per-address limits, shared lock-free by every shard.
     pub ip_table: Arc<IpTable>,
+    /// Per-user devices and message rates, and per-topic rates.
+    pub user_table: Arc<UserTable>,
+    pub topic_table: Arc<TopicTable>,
     /// The clock origin all shards share (the IP table's times must agree).
     pub epoch: std::time::Instant,
 }
@@ -103,6 +107,8 @@ impl Settings {
             relay: None,
             authenticator: None,
             ip_table: Arc::new(IpTable::new(&limits.per_ip.limits())),
+            user_table: Arc::new(UserTable::new(&limits.per_user.limits())),
+            topic_table: Arc::new(TopicTable::new(&limits.per_topic.limits())),
             epoch: std::time::Instant::now(),
         }
     }

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::defense::user_table::UserKey;
+
 use ringgate_uring::{Chunk, Completion, Ops, Token, Uring, sys::WakeFd};
 use ringgate_wscodec::handshake::{
     UpgradeRequest, parse_upgrade, write_accept_response, write_error_response, write_http_response,
@@ -497,6 +499,25 @@ impl Core {
         match authenticator.authenticate(request.authorization, request.path, now) {
             Ok(None) => Ok(()),
             Ok(Some(identity)) => {
+                // Devices per user (anonymous connections are each their
+                // own user and need no device slot).
+                let now_ms = self.settings.epoch.elapsed().as_millis() as u64;
+                let key = UserKey::named(&identity.user);
+                match self.settings.user_table.acquire_connection(key, now_ms) {
+                    Ok(handle) => self.conns[slot].user = Some(handle),
+                    Err(refusal) => {
+                        *self
+                            .stats
+                            .user_refusals
+                            .entry(refusal.reason.as_str())
+                            .or_default() += 1;
+                        return Err(Refusal {
+                            status: 429,
+                            reason: refusal.reason.as_str(),
+                            retry_after_s: refusal.retry_after_s,
+                        });
+                    }
+                }
                 self.users
                     .insert(slot as u32, identity.user.into_boxed_str());
                 Ok(())
@@ -820,6 +841,9 @@ impl Core {
         self.refusals.remove(&(slot as u32));
         if let Some(handle) = self.conns[slot].ip.take() {
             self.settings.ip_table.release(handle);
+        }
+        if let Some(handle) = self.conns[slot].user.take() {
+            self.settings.user_table.release(handle);
         }
         let conn = &mut self.conns[slot];
         self.stats.count_close(conn.close_code);

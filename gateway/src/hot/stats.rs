@@ -49,6 +49,11 @@ pub struct ShardStats {
     pub ip_bans: u64,
     /// Upgrades refused 403 for an Origin not in the allowlist.
     pub origin_refusals: u64,
+    /// Upgrades refused by the per-user device cap, by reason.
+    pub user_refusals: BTreeMap<&'static str, u64>,
+    /// Relay publishes refused by per-user or per-topic limits, by reason
+    /// (rate_limited scopes, repeated content, abuse).
+    pub message_refusals: BTreeMap<&'static str, u64>,
 }
 
 impl ShardStats {
@@ -86,6 +91,12 @@ impl ShardStats {
             *self.ip_refusals.entry(key).or_default() += value;
         }
         self.ip_bans += other.ip_bans;
+        for (key, value) in &other.user_refusals {
+            *self.user_refusals.entry(key).or_default() += value;
+        }
+        for (key, value) in &other.message_refusals {
+            *self.message_refusals.entry(key).or_default() += value;
+        }
         self.origin_refusals += other.origin_refusals;
         let scalars = [
             (&mut self.accepted, other.accepted),

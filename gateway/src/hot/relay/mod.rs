@@ -25,6 +25,7 @@ use ringgate_shardmap::{RouterId, ShardMap};
 use ringgate_uring::Ops;
 use ringgate_wscodec::{OpCode, write_frame};
 
+use crate::defense::user_table::{TopicKey, UserKey};
 use crate::envelope::{
     self, Delivery, ErrorCode, ErrorReply, RawJson, Request, Rules, write_ack, write_err,
     write_subscribed, write_unsubscribed,
@@ -235,7 +236,78 @@ impl Core {
         self.enforce_write_queue(slot);
     }
 
+    /// Per-user rates, repeated content and per-topic rate, before a
+    /// publish leaves the shard. Returns false if it was answered (or the
+    /// connection closed for abuse).
+    fn admit_publish(&mut self, slot: usize, topic: &str, id: &str, data: &[u8]) -> bool {
+        let now_ms = self.settings.epoch.elapsed().as_millis() as u64;
+        let key = match &self.conns[slot].user {
+            Some(handle) => handle.key(),
+            None => {
+                let node = self.relay.as_ref().expect("relay mode").node_id;
+                let generation = self.conns[slot].generation;
+                UserKey::anonymous(
+                    node,
+                    connection_ref(node, slot as u32, generation).connection,
+                )
+            }
+        };
+        let refusal = match self.settings.user_table.allow_publish(key, data, now_ms) {
+            Ok(()) => match self
+                .settings
+                .topic_table
+                .allow_topic(TopicKey::new(topic), now_ms)
+            {
+                Ok(()) => return true,
+                Err(limited) => {
+                    *self
+                        .stats
+                        .message_refusals
+                        .entry("per_topic_rate")
+                        .or_default() += 1;
+                    let reply = ErrorReply {
+                        id: Some(id),
+                        retry_after_ms: Some(limited.retry_after_ms),
+                        reason: Some("per_topic_rate"),
+                        ..ErrorReply::new(ErrorCode::RateLimited)
+                    };
+                    self.reply_error(slot, &reply);
+                    return false;
+                }
+            },
+            Err(refusal) => refusal,
+        };
+        *self
+            .stats
+            .message_refusals
+            .entry(refusal.as_str())
+            .or_default() += 1;
+        if let Some(code) = refusal.close_code() {
+            log::warn(
+                "abuse_closed",
+                "a connection kept sending past its rate limits: closed",
+            );
+            self.close_with(slot, code, false);
+            return false;
+        }
+        let code = match refusal.error_code() {
+            Some("unavailable") => ErrorCode::Unavailable,
+            _ => ErrorCode::RateLimited,
+        };
+        let reply = ErrorReply {
+            id: Some(id),
+            retry_after_ms: refusal.retry_after_ms(),
+            reason: Some(refusal.as_str()),
+            ..ErrorReply::new(code)
+        };
+        self.reply_error(slot, &reply);
+        false
+    }
+
     fn publish(&mut self, slot: usize, topic: &str, id: &str, data: RawJson<'_>, trace: &str) {
+        if !self.admit_publish(slot, topic, id, data.as_bytes()) {
+            return;
+        }
         let generation = self.conns[slot].generation;
         let relay = self.relay.as_mut().expect("relay mode");
         // The reason tells clients (and operators) which overload this is.
