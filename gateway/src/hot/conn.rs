@@ -12,7 +12,6 @@ use ringgate_wscodec::Role;
 
 use super::output::Output;
 use crate::defense::ip_table::IpHandle;
-use crate::defense::user_table::UserHandle;
 
 /// Where a connection is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,8 +73,6 @@ pub struct Conn {
     pub output: Output,
     /// The connection's place in the per-IP table, released at close.
     pub ip: Option<IpHandle>,
-    /// The connection's device slot in the per-user table, released at close.
-    pub user: Option<UserHandle>,
 }
 
 impl Conn {
@@ -94,7 +91,6 @@ impl Conn {
             decoder: Decoder::new(Role::Server),
             output: Output::default(),
             ip: None,
-            user: None,
         }
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::defense::user_table::UserKey;
+use crate::defense::user_table::{UserHandle, UserKey};
 
 use ringgate_uring::{Chunk, Completion, Ops, Token, Uring, sys::WakeFd};
 use ringgate_wscodec::handshake::{
@@ -61,6 +61,9 @@ pub struct Core {
     pub(in crate::hot) requests: HashMap<u32, Vec<u8>>,
     /// Users of authenticated connections (anonymous ones have none).
     pub(in crate::hot) users: HashMap<u32, Box<str>>,
+    /// Their device slots in the per-user table (kept here, not in `Conn`,
+    /// so anonymous connections pay nothing for them).
+    pub(in crate::hot) user_handles: HashMap<u32, UserHandle>,
     /// Peer addresses of connections still handshaking (failed auths count
     /// against them).
     pub(in crate::hot) handshake_peers: HashMap<u32, IpAddr>,
@@ -120,6 +123,7 @@ impl Shard {
                 conns: Vec::new(),
                 requests: HashMap::new(),
                 users: HashMap::new(),
+                user_handles: HashMap::new(),
                 handshake_peers: HashMap::new(),
                 refusals: HashMap::new(),
                 scratch: Vec::new(),
@@ -504,7 +508,9 @@ impl Core {
                 let now_ms = self.settings.epoch.elapsed().as_millis() as u64;
                 let key = UserKey::named(&identity.user);
                 match self.settings.user_table.acquire_connection(key, now_ms) {
-                    Ok(handle) => self.conns[slot].user = Some(handle),
+                    Ok(handle) => {
+                        self.user_handles.insert(slot as u32, handle);
+                    }
                     Err(refusal) => {
                         *self
                             .stats
@@ -842,7 +848,7 @@ impl Core {
         if let Some(handle) = self.conns[slot].ip.take() {
             self.settings.ip_table.release(handle);
         }
-        if let Some(handle) = self.conns[slot].user.take() {
+        if let Some(handle) = self.user_handles.remove(&(slot as u32)) {
             self.settings.user_table.release(handle);
         }
         let conn = &mut self.conns[slot];

@@ -241,7 +241,7 @@ impl Core {
     /// connection closed for abuse).
     fn admit_publish(&mut self, slot: usize, topic: &str, id: &str, data: &[u8]) -> bool {
         let now_ms = self.settings.epoch.elapsed().as_millis() as u64;
-        let key = match &self.conns[slot].user {
+        let key = match self.user_handles.get(&(slot as u32)) {
             Some(handle) => handle.key(),
             None => {
                 let node = self.relay.as_ref().expect("relay mode").node_id;
