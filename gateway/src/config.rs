@@ -30,6 +30,8 @@ pub struct Config {
     pub router: Vec<RouterConfig>,
     /// JWT authentication at upgrade (`[auth]`).
     pub auth: crate::defense::auth::AuthConfig,
+    /// `[tls]`: serve wss with this certificate and key; absent: plain ws.
+    pub tls: Option<crate::defense::tls::TlsConfig>,
 }
 
 /// One router a relay-mode gateway links to.
@@ -299,6 +301,11 @@ impl Config {
         let gateway = &self.gateway;
         let limits = &self.limits;
         if let Err(error) = crate::defense::auth::Authenticator::from_config(&self.auth) {
+            return Err(invalid(error.key(), error.to_string()));
+        }
+        if let Some(tls) = &self.tls
+            && let Err(error) = crate::defense::tls::TlsAcceptor::from_config(tls)
+        {
             return Err(invalid(error.key(), error.to_string()));
         }
         if let Err(error) = limits.per_user.limits().validate() {

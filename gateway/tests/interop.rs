@@ -213,3 +213,116 @@ fn collect(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<
         bytes
     })
 }
+
+/// The same clients over wss, trusting the project's test CA
+/// (gateway/tests/tls_certs, test-only keys).
+mod over_tls {
+    use super::*;
+
+    fn certs() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tls_certs")
+    }
+
+    fn tls_gateway() -> Gateway {
+        let certs = certs();
+        Gateway::start(&format!(
+            "{LARGE_MESSAGE_LIMITS}[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            certs.join("server.pem").display(),
+            certs.join("server.key").display()
+        ))
+    }
+
+    /// Stops the gateway and checks it completed `handshakes` TLS handshakes.
+    fn assert_handshakes(mut gateway: Gateway, at_least: u64) {
+        gateway.signal("TERM");
+        assert_eq!(gateway.wait_exit(Duration::from_secs(15)), Some(0));
+        let stderr = gateway.stderr();
+        let count: u64 = stderr
+            .split("tls_handshakes: ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or_else(|| panic!("no tls_handshakes counter in:\n{stderr}"));
+        assert!(count >= at_least, "{count} TLS handshakes:\n{stderr}");
+    }
+
+    #[test]
+    fn python_websockets_over_wss_with_the_test_ca() {
+        let gateway = tls_gateway();
+        let url = format!("wss://localhost:{}/", gateway.address.port());
+        let mut command = Command::new("python3");
+        command
+            .arg("-u")
+            .arg(interop_dir().join("python_client.py"))
+            .arg(&url)
+            .arg(certs().join("ca.pem"));
+        for variable in PROXY_VARIABLES {
+            command.env_remove(variable);
+        }
+        let output = run_bounded(command, CLIENT_TIMEOUT).expect("run python3");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.trim_end().ends_with("PASS"),
+            "python over wss failed\n--- stdout\n{stdout}--- stderr\n{}--- gateway\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            gateway.stderr()
+        );
+        assert_handshakes(gateway, 1);
+    }
+
+    #[test]
+    fn headless_chromium_over_wss_with_the_test_ca() {
+        // Chromium reads trusted CAs from $HOME/.pki/nssdb: a throwaway
+        // home with only the test CA in it (certutil: Debian libnss3-tools).
+        let home = TempDir::create("chromium-home");
+        let nssdb = home.path().join(".pki/nssdb");
+        std::fs::create_dir_all(&nssdb).unwrap();
+        let database = format!("sql:{}", nssdb.display());
+        let run = |args: &[&str]| {
+            let status = Command::new("certutil").args(args).status().unwrap_or_else(|error| {
+                panic!("cannot run certutil: {error} (install it with `apt-get install -y libnss3-tools`)")
+            });
+            assert!(status.success(), "certutil {args:?}");
+        };
+        run(&["-d", &database, "-N", "--empty-password"]);
+        let ca = certs().join("ca.pem");
+        run(&[
+            "-d",
+            &database,
+            "-A",
+            "-t",
+            "C,,",
+            "-n",
+            "ringgate-test-ca",
+            "-i",
+            ca.to_str().unwrap(),
+        ]);
+
+        let gateway = tls_gateway();
+        let page_server = PageServer::start(BROWSER_PAGE, CLIENT_TIMEOUT);
+        let url = format!(
+            "http://{}/browser.html?scheme=wss&gateway=localhost:{}",
+            page_server.address,
+            gateway.address.port()
+        );
+        let profile = TempDir::create("chromium-profile");
+        let mut browser = Browser::launch_with_home(&url, profile.path(), Some(home.path()));
+        let dom = page_server.wait_result(CLIENT_TIMEOUT);
+        browser.stop();
+        let dom = dom.unwrap_or_else(|| {
+            panic!(
+                "chromium reported no result over wss\n--- chromium stderr (tail)\n{}--- gateway\n{}",
+                browser.stderr_tail(),
+                gateway.stderr()
+            )
+        });
+        assert_eq!(
+            between(&dom, "<title>", "</title>"),
+            Some("PASS"),
+            "chromium over wss did not pass\n--- page\n{}\n--- gateway\n{}",
+            unescape(between(&dom, "<pre id=\"log\">", "</pre>").unwrap_or(&dom)),
+            gateway.stderr()
+        );
+        assert_handshakes(gateway, 1);
+    }
+}

@@ -16,6 +16,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::config::{Config, Mode};
 use crate::defense::auth::Authenticator;
 use crate::defense::ip_table::IpTable;
+use crate::defense::tls::TlsAcceptor;
 use crate::defense::user_table::{TopicTable, UserTable};
 use crate::hot::conn::Deadlines;
 use crate::hot::relay::RouterAddress;
@@ -50,6 +51,8 @@ pub struct Settings {
     pub authenticator: Option<Arc<Authenticator>>,
     /// Per-address limits, shared lock-free by every shard.
     pub ip_table: Arc<IpTable>,
+    /// wss: the TLS acceptor shared by every shard (tickets resume on any).
+    pub tls: Option<TlsAcceptor>,
     /// Per-user devices and message rates, and per-topic rates.
     pub user_table: Arc<UserTable>,
     pub topic_table: Arc<TopicTable>,
@@ -107,6 +110,7 @@ impl Settings {
             relay: None,
             authenticator: None,
             ip_table: Arc::new(IpTable::new(&limits.per_ip.limits())),
+            tls: None,
             user_table: Arc::new(UserTable::new(&limits.per_user.limits())),
             topic_table: Arc::new(TopicTable::new(&limits.per_topic.limits())),
             epoch: std::time::Instant::now(),
@@ -167,6 +171,11 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
         config.gateway.shards
     };
     let mut settings = Settings::from_config(config, shards, file_limit);
+    if let Some(tls) = &config.tls {
+        let acceptor = TlsAcceptor::from_config(tls).map_err(|error| anyhow::anyhow!("{error}"))?;
+        settings.tls = Some(acceptor);
+        log::info("tls", "serving wss (TLS 1.2 and 1.3, ALPN http/1.1)");
+    }
     // Single-host default: relay mode with no [[router]] runs one router as a
     // thread here, on an ephemeral loopback port, spoken to like any other.
     let mut embedded_router = None;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use crate::defense::tls::TlsSession;
 use crate::defense::user_table::{UserHandle, UserKey};
 
 use ringgate_uring::{Chunk, Completion, Ops, Token, Uring, sys::WakeFd};
@@ -72,6 +73,10 @@ pub struct Core {
     pub(in crate::hot) refusals: HashMap<u32, Refusal>,
     /// Scratch for answers sent without a connection slot.
     pub(in crate::hot) scratch: Vec<u8>,
+    /// TLS sessions of wss connections (plain connections have none).
+    pub(in crate::hot) tls_sessions: HashMap<u32, Box<TlsSession>>,
+    /// Scratch for decrypted bytes.
+    pub(in crate::hot) tls_plaintext: Vec<u8>,
     pub(in crate::hot) free: Vec<u32>,
     pub(in crate::hot) live: usize,
     pub(in crate::hot) max_live: usize,
@@ -127,6 +132,8 @@ impl Shard {
                 handshake_peers: HashMap::new(),
                 refusals: HashMap::new(),
                 scratch: Vec::new(),
+                tls_sessions: HashMap::new(),
+                tls_plaintext: Vec::new(),
                 free: Vec::new(),
                 live: 0,
                 max_live,
@@ -338,6 +345,12 @@ impl Core {
             ringgate_uring::sys::close_fd(fd);
             return Ok(());
         }
+        if self.max_live != 0 && self.live >= self.max_live && self.settings.tls.is_some() {
+            // A plaintext 503 would be garbage inside TLS: just close.
+            self.stats.refused_at_capacity += 1;
+            ringgate_uring::sys::close_fd(fd);
+            return Ok(());
+        }
         if self.max_live != 0 && self.live >= self.max_live {
             self.stats.refused_at_capacity += 1;
             self.refuse_at_accept(
@@ -385,6 +398,10 @@ impl Core {
         };
         self.conns[slot].open(fd, self.now);
         self.conns[slot].ip = handle;
+        if let Some(acceptor) = &self.settings.tls {
+            self.tls_sessions
+                .insert(slot as u32, Box::new(TlsSession::new(acceptor)));
+        }
         self.handshake_peers.insert(slot as u32, peer);
         if let Some(refusal) = refusal {
             self.refusals.insert(slot as u32, refusal);
@@ -422,6 +439,15 @@ impl Core {
         let conn = &mut self.conns[slot];
         conn.last_receive_tick = self.now;
         conn.clear(flag::PING_SENT);
+        if self.tls_sessions.contains_key(&(slot as u32)) {
+            return self.on_tls_data(ops, slot, data);
+        }
+        self.on_plaintext(ops, slot, data)
+    }
+
+    /// Bytes of the HTTP request or of WebSocket frames, after TLS if any.
+    fn on_plaintext(&mut self, ops: &mut Ops, slot: usize, data: &mut [u8]) -> io::Result<()> {
+        let conn = &self.conns[slot];
         match conn.phase {
             Phase::Handshaking => self.on_request_bytes(ops, slot, data),
             Phase::Open => self.on_frames(ops, slot, data),
@@ -431,6 +457,55 @@ impl Core {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Ciphertext from a wss connection: decrypt, then handle the plaintext.
+    fn on_tls_data(&mut self, ops: &mut Ops, slot: usize, data: &[u8]) -> io::Result<()> {
+        let Some(mut session) = self.tls_sessions.remove(&(slot as u32)) else {
+            return Ok(());
+        };
+        let mut plaintext = std::mem::take(&mut self.tls_plaintext);
+        plaintext.clear();
+        let outcome = session.receive(data, &mut plaintext);
+        let wants_write = session.wants_write();
+        self.tls_sessions.insert(slot as u32, session);
+        let result = match outcome {
+            Ok(outcome) => {
+                if outcome.handshake_completed {
+                    self.stats.tls_handshakes += 1;
+                }
+                let handled = if plaintext.is_empty() {
+                    Ok(())
+                } else {
+                    self.on_plaintext(ops, slot, &mut plaintext)
+                };
+                if outcome.peer_closed && self.conns[slot].phase != Phase::Finishing {
+                    let conn = &mut self.conns[slot];
+                    conn.phase = Phase::Closing;
+                    conn.set(flag::FINISH_AFTER_FLUSH);
+                }
+                handled
+            }
+            Err(error) => {
+                *self.stats.tls_errors.entry(error.reason()).or_default() += 1;
+                let conn = &mut self.conns[slot];
+                if conn.phase != Phase::Finishing {
+                    conn.phase = Phase::Closing;
+                    conn.phase_tick = self.now;
+                    conn.set(flag::FINISH_AFTER_FLUSH);
+                }
+                Ok(())
+            }
+        };
+        if wants_write || !self.conns[slot].output.is_empty() {
+            self.mark_dirty(slot);
+        }
+        if plaintext.capacity() > 1 << 20 {
+            plaintext = Vec::new();
+        }
+        self.tls_plaintext = plaintext;
+        self.arm(slot);
+        result
     }
 
     fn on_request_bytes(&mut self, ops: &mut Ops, slot: usize, data: &mut [u8]) -> io::Result<()> {
@@ -848,6 +923,7 @@ impl Core {
         if let Some(handle) = self.conns[slot].ip.take() {
             self.settings.ip_table.release(handle);
         }
+        self.tls_sessions.remove(&(slot as u32));
         if let Some(handle) = self.user_handles.remove(&(slot as u32)) {
             self.settings.user_table.release(handle);
         }
@@ -930,6 +1006,10 @@ impl Core {
             conn.set(flag::RECV_ARMED);
             ops.recv_multishot(conn.fd, token)?;
         }
+        if self.tls_sessions.contains_key(&(slot as u32)) {
+            return self.flush_tls(ops, slot);
+        }
+        let conn = &mut self.conns[slot];
         if !conn.has(flag::SEND_IN_FLIGHT)
             && let Some(outgoing) = conn.output.take()
         {
@@ -947,6 +1027,57 @@ impl Core {
         }
         let closed_both_ways = conn.has(flag::CLOSE_SENT) && conn.has(flag::CLOSE_RECEIVED);
         if conn.drained() && (conn.has(flag::FINISH_AFTER_FLUSH) || closed_both_ways) {
+            return self.begin_finish(ops, slot);
+        }
+        Ok(())
+    }
+
+    /// wss: encrypt what is queued (own bytes and shared frames alike) into
+    /// one pooled buffer of TLS records and send it.
+    fn flush_tls(&mut self, ops: &mut Ops, slot: usize) -> io::Result<()> {
+        let token = self.token_of(slot);
+        if self.conns[slot].has(flag::SEND_IN_FLIGHT) {
+            return Ok(());
+        }
+        let Some(session) = self.tls_sessions.get_mut(&(slot as u32)) else {
+            return Ok(());
+        };
+        let conn = &mut self.conns[slot];
+        let mut refused = false;
+        if let Some(outgoing) = conn.output.take() {
+            match outgoing {
+                Outgoing::Bytes(bytes) => {
+                    refused |= session.send(&bytes).is_err();
+                    self.pool.put(bytes);
+                }
+                Outgoing::Chunks(chunks) => {
+                    for chunk in &chunks {
+                        refused |= session.send(chunk.bytes()).is_err();
+                    }
+                    self.pool.put_chunk_list(chunks);
+                }
+            }
+        }
+        if refused {
+            self.stats.slow_consumers += 1;
+            return self.begin_finish(ops, slot);
+        }
+        let closing = conn.has(flag::FINISH_AFTER_FLUSH)
+            || (conn.has(flag::CLOSE_SENT) && conn.has(flag::CLOSE_RECEIVED));
+        if closing && conn.output.is_empty() {
+            session.close();
+        }
+        if session.wants_write() {
+            let mut records = self.pool.take();
+            session.write_ciphertext(&mut records);
+            if !records.is_empty() {
+                conn.in_flight_bytes = records.len() as u32;
+                conn.set(flag::SEND_IN_FLIGHT);
+                return ops.send(conn.fd, records, 0, token);
+            }
+            self.pool.put(records);
+        }
+        if closing && conn.drained() {
             return self.begin_finish(ops, slot);
         }
         Ok(())
@@ -1009,6 +1140,10 @@ impl Core {
             }
             Due::SendPing => {
                 self.stats.pings_sent += 1;
+                // Quiet for a while: let rustls drop its peak-sized buffers.
+                if let Some(session) = self.tls_sessions.get_mut(&(slot as u32)) {
+                    session.release_memory();
+                }
                 let conn = &mut self.conns[slot];
                 conn.set(flag::PING_SENT);
                 write_frame(conn.output.writer(&mut self.pool), OpCode::Ping, &[], None);

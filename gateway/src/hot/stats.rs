@@ -54,6 +54,9 @@ pub struct ShardStats {
     /// Relay publishes refused by per-user or per-topic limits, by reason
     /// (rate_limited scopes, repeated content, abuse).
     pub message_refusals: BTreeMap<&'static str, u64>,
+    /// wss: completed TLS handshakes and TLS failures by reason.
+    pub tls_handshakes: u64,
+    pub tls_errors: BTreeMap<&'static str, u64>,
 }
 
 impl ShardStats {
@@ -93,6 +96,10 @@ impl ShardStats {
         self.ip_bans += other.ip_bans;
         for (key, value) in &other.user_refusals {
             *self.user_refusals.entry(key).or_default() += value;
+        }
+        self.tls_handshakes += other.tls_handshakes;
+        for (key, value) in &other.tls_errors {
+            *self.tls_errors.entry(key).or_default() += value;
         }
         for (key, value) in &other.message_refusals {
             *self.message_refusals.entry(key).or_default() += value;

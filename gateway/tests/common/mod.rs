@@ -35,10 +35,25 @@ impl Gateway {
         Gateway::start_with(toml, &["--shards", "1"])
     }
 
+    /// Echo mode. With `RINGGATE_TEST_TLS=1` in the environment the gateway
+    /// serves wss with the test certificate and `address` is a local
+    /// TLS-terminating proxy in front of it, so every plaintext test case
+    /// runs over TLS unchanged (`.ci/run` runs the RFC 6455 suite both ways).
     pub fn start_with(toml: &str, extra: &[&str]) -> Gateway {
         let mut args = vec!["--echo"];
         args.extend_from_slice(extra);
-        Gateway::launch(toml, &args)
+        if std::env::var_os("RINGGATE_TEST_TLS").is_none() {
+            return Gateway::launch(toml, &args);
+        }
+        let certs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tls_certs");
+        let toml = format!(
+            "{toml}\n[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            certs.join("server.pem").display(),
+            certs.join("server.key").display()
+        );
+        let mut gateway = Gateway::launch(&toml, &args);
+        gateway.address = tls_proxy::start(gateway.address, &certs.join("ca.pem"));
+        gateway
     }
 
     /// Starts `ringgate --listen 127.0.0.1:0 --config <toml>` in the mode
@@ -371,4 +386,135 @@ pub fn raw_frame(first_byte: u8, payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&MASK);
     out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
     out
+}
+
+/// A plaintext-to-TLS proxy for running test cases over wss: each accepted
+/// connection gets a thread that pumps bytes between the plain socket and a
+/// rustls client connection to the gateway (trusting the test CA).
+pub mod tls_proxy {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    pub fn start(gateway: SocketAddr, ca: &std::path::Path) -> SocketAddr {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for plain in listener.incoming().flatten() {
+                let config = Arc::clone(&config);
+                std::thread::spawn(move || pump(plain, gateway, config));
+            }
+        });
+        address
+    }
+
+    fn pump(plain: TcpStream, gateway: SocketAddr, config: Arc<rustls::ClientConfig>) {
+        let Ok(mut tcp) = TcpStream::connect(gateway) else {
+            return;
+        };
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = rustls::ClientConnection::new(config, name).unwrap();
+        let mut plain = plain;
+        let _ = plain.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        plain.set_nonblocking(true).unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let mut buffer = vec![0u8; 1 << 16];
+        let (mut plain_open, mut tls_open) = (true, true);
+        // Bounded: a test connection lives seconds, never minutes.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while (plain_open || tls_open) && std::time::Instant::now() < deadline {
+            let mut busy = false;
+            if plain_open {
+                match plain.read(&mut buffer) {
+                    Ok(0) => {
+                        plain_open = false;
+                        tls.send_close_notify();
+                    }
+                    Ok(n) => {
+                        tls.writer().write_all(&buffer[..n]).unwrap();
+                        busy = true;
+                    }
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        plain_open = false;
+                        tls.send_close_notify();
+                    }
+                }
+            }
+            while tls.wants_write() {
+                match tls.write_tls(&mut tcp) {
+                    Ok(_) => busy = true,
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        tls_open = false;
+                        break;
+                    }
+                }
+            }
+            if tls_open {
+                match tls.read_tls(&mut tcp) {
+                    Ok(0) => tls_open = false,
+                    Ok(_) => {
+                        busy = true;
+                        if tls.process_new_packets().is_err() {
+                            tls_open = false;
+                        }
+                    }
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => {}
+                    Err(_) => tls_open = false,
+                }
+                loop {
+                    match tls.reader().read(&mut buffer) {
+                        Ok(0) => {
+                            tls_open = false;
+                            break;
+                        }
+                        Ok(n) => {
+                            if write_all_blocking(&mut plain, &buffer[..n]).is_err() {
+                                plain_open = false;
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            if !tls_open {
+                // The gateway closed: end the plaintext side too.
+                let _ = plain.shutdown(std::net::Shutdown::Both);
+                break;
+            }
+            if !busy {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+    }
+
+    fn write_all_blocking(stream: &mut TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
+        while !bytes.is_empty() {
+            match stream.write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(error) if error.kind() == ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(())
+    }
 }

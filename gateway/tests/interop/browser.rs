@@ -21,6 +21,12 @@ const BROWSER_STDERR_KEPT_BYTES: usize = 16 << 10;
 
 impl Browser {
     pub fn launch(url: &str, profile: &Path) -> Browser {
+        Browser::launch_with_home(url, profile, None)
+    }
+
+    /// As `launch`, with HOME pointing at `home` (whose `.pki/nssdb` holds
+    /// the certificates Chromium trusts, for wss with a test CA).
+    pub fn launch_with_home(url: &str, profile: &Path, home: Option<&Path>) -> Browser {
         use std::os::unix::process::CommandExt;
         let mut command = Command::new("chromium");
         command
@@ -44,6 +50,9 @@ impl Browser {
             .process_group(0);
         for variable in super::PROXY_VARIABLES {
             command.env_remove(variable);
+        }
+        if let Some(home) = home {
+            command.env("HOME", home);
         }
         let mut child = command.spawn().unwrap_or_else(|error| {
             panic!("cannot start chromium: {error} (install it with `apt-get install -y chromium`)")

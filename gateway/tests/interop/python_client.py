@@ -145,14 +145,20 @@ def close_cleanly(ws):
 
 
 def main():
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
         return 2
     url = sys.argv[1]
+    # wss: the second argument is the CA certificate to trust.
+    tls = {}
+    if len(sys.argv) == 3:
+        import ssl
+        tls["ssl"] = ssl.create_default_context(cafile=sys.argv[2])
     print(f"websockets {websockets.__version__} -> {url}")
     try:
         with connect(
             url,
+            **tls,
             open_timeout=RECEIVE_TIMEOUT_S,
             close_timeout=CLOSE_TIMEOUT_S,
             max_size=MAX_MESSAGE_BYTES,

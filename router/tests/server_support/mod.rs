@@ -17,7 +17,7 @@ use ringgate_router::server::{Router, RouterConfig, RouterThread};
 use ringgate_uring::RingConfig;
 
 /// How long a test waits for a frame that should come.
-pub const WAIT: Duration = Duration::from_secs(5);
+pub const WAIT: Duration = Duration::from_secs(15);
 /// How long a test waits to be sure a frame does not come.
 pub const QUIET: Duration = Duration::from_millis(300);
 
