@@ -88,6 +88,43 @@ pub struct LimitsConfig {
     pub per_user: PerUserConfig,
     /// `[limits.per_topic]`: message rate per topic (relay mode).
     pub per_topic: PerTopicConfig,
+    /// `[limits.content]`: rules for client envelopes (relay mode).
+    pub content: ContentConfig,
+}
+
+/// `[limits.content]`: what a client envelope may contain (0: no limit).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContentConfig {
+    pub max_topic_bytes: usize,
+    pub max_id_bytes: usize,
+    pub max_trace_bytes: usize,
+    /// Refuse NUL and C0 control characters other than tab, CR and LF
+    /// (raw or escaped) with `err bad_request`.
+    pub refuse_control_characters: bool,
+}
+
+impl Default for ContentConfig {
+    fn default() -> Self {
+        let rules = crate::envelope::Rules::default();
+        ContentConfig {
+            max_topic_bytes: rules.max_topic_bytes,
+            max_id_bytes: rules.max_id_bytes,
+            max_trace_bytes: rules.max_trace_bytes,
+            refuse_control_characters: rules.refuse_control_characters,
+        }
+    }
+}
+
+impl ContentConfig {
+    pub fn rules(&self) -> crate::envelope::Rules {
+        crate::envelope::Rules {
+            max_topic_bytes: self.max_topic_bytes,
+            max_id_bytes: self.max_id_bytes,
+            max_trace_bytes: self.max_trace_bytes,
+            refuse_control_characters: self.refuse_control_characters,
+        }
+    }
 }
 
 /// `[limits.per_user]` (brief defaults; 0 turns a limit off).
@@ -248,6 +285,7 @@ impl Default for LimitsConfig {
             per_ip: PerIpConfig::default(),
             per_user: PerUserConfig::default(),
             per_topic: PerTopicConfig::default(),
+            content: ContentConfig::default(),
         }
     }
 }
@@ -396,6 +434,15 @@ impl Config {
                     format!("{origin:?} is not an origin (scheme://host[:port], no path)"),
                 ));
             }
+        }
+        if limits.content.max_id_bytes > 255 {
+            return Err(invalid(
+                "limits.content.max_id_bytes",
+                format!(
+                    "{} is above 255 (ids travel with a one-byte length)",
+                    limits.content.max_id_bytes
+                ),
+            ));
         }
         if limits.max_header_bytes != 0 && limits.max_header_bytes < 256 {
             return Err(invalid(

@@ -277,6 +277,35 @@ mod per_user {
     }
 
     #[test]
+    fn control_characters_are_bad_request_unless_turned_off() {
+        let gateway = relay("");
+        wait_routed(&gateway);
+        let mut judy = as_user(&gateway, "127.0.6.40", "judy");
+        let escaped: &[u8] = br#"{"op":"pub","topic":"t","id":"c1","data":"a\u0000b"}"#;
+        let raw: &[u8] = b"{\"op\":\"pub\",\"topic\":\"t\",\"id\":\"c2\",\"data\":\"a\x01b\"}";
+        for text in [escaped, raw] {
+            judy.send(OpCode::Text, text);
+            let answer: Value = match judy.next() {
+                Event::Text(text) => serde_json::from_slice(&text).unwrap(),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(answer["code"], "bad_request", "{answer}");
+            assert_eq!(answer["reason"], "control_character", "{answer}");
+        }
+        // The connection stays usable.
+        assert_eq!(publish(&mut judy, "c3", json!("clean"))["op"], "ack");
+        drop(judy);
+        let stderr = stats_after_drain(gateway);
+        assert!(stderr.contains("bad_requests: 2,"), "{stderr}");
+
+        let lenient = relay("[limits.content]\nrefuse_control_characters = false\n");
+        wait_routed(&lenient);
+        let mut kim = as_user(&lenient, "127.0.6.41", "kim");
+        let answer = publish(&mut kim, "c4", json!("a\u{0}b"));
+        assert_eq!(answer["op"], "ack", "{answer}");
+    }
+
+    #[test]
     fn persistent_abuse_is_closed_1008() {
         let gateway = relay(
             "[limits.per_user]\nmessages_per_minute = 2\nmessages_per_hour = 1000\nabuse_refusals_per_minute = 5\n",

@@ -27,6 +27,15 @@ fn an_unfinished_handshake_is_closed_at_the_deadline() {
     let mut client = gateway.connect();
     client.send(OpCode::Text, b"ok");
     assert_eq!(client.next(), Event::Text(b"ok".to_vec()));
+    drop(client);
+    let mut gateway = gateway;
+    gateway.signal("TERM");
+    assert_eq!(gateway.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        gateway.stderr().contains("handshake_timeouts: 1,"),
+        "{}",
+        gateway.stderr()
+    );
 }
 
 #[test]
@@ -74,6 +83,19 @@ fn a_trickled_frame_is_closed_at_the_frame_deadline() {
         started.elapsed() >= Duration::from_millis(350),
         "{:?}",
         started.elapsed()
+    );
+    // Another client kept working meanwhile, and the counter moved.
+    let mut honest = gateway.connect();
+    honest.send(OpCode::Text, b"fine");
+    assert_eq!(honest.next(), Event::Text(b"fine".to_vec()));
+    drop((client, honest));
+    let mut gateway = gateway;
+    gateway.signal("TERM");
+    assert_eq!(gateway.wait_exit(Duration::from_secs(10)), Some(0));
+    assert!(
+        gateway.stderr().contains("frame_timeouts: 1,"),
+        "{}",
+        gateway.stderr()
     );
 }
 

@@ -66,6 +66,8 @@ pub struct Routing {
     /// The gateway's id; shard `i` is node `node_id * 256 + i` to routers.
     pub node_id: u32,
     pub routers: Vec<RouterAddress>,
+    /// What client envelopes may contain.
+    pub rules: crate::envelope::Rules,
 }
 
 impl Settings {
@@ -241,6 +243,7 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
         settings.relay = Some(Routing {
             node_id: config.gateway.node_id,
             routers,
+            rules: config.limits.content.rules(),
         });
     }
     let settings = Arc::new(settings);

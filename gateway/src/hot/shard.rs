@@ -114,10 +114,11 @@ impl Shard {
         let uring = Uring::new(&settings.ring)?;
         let settings_epoch = settings.epoch;
         let relay = match &settings.relay {
-            Some(routing) => Some(Relay::new(
-                routing.node_id * 256 + index as u32,
-                &routing.routers,
-            )?),
+            Some(routing) => {
+                let mut relay = Relay::new(routing.node_id * 256 + index as u32, &routing.routers)?;
+                relay.rules = routing.rules.clone();
+                Some(relay)
+            }
             None => None,
         };
         let max_live = settings.max_connections_per_shard;
