@@ -133,6 +133,10 @@ impl ContentConfig {
 pub struct PerUserConfig {
     /// Concurrent connections (devices) per user: the next is refused 429.
     pub max_connections: u32,
+    /// `"refuse"` the new connection (429), or `"close_oldest"`: close the
+    /// user's oldest connection on the accepting shard with 1008 and admit
+    /// the new one (refused 429 if that shard holds none of the user's).
+    pub on_device_limit: crate::defense::user_table::DeviceLimitPolicy,
     /// Token buckets; burst equals the value.
     pub messages_per_minute: u32,
     pub messages_per_hour: u32,
@@ -160,6 +164,7 @@ impl Default for PerUserConfig {
         let limits = crate::defense::user_table::UserLimits::default();
         PerUserConfig {
             max_connections: limits.max_connections,
+            on_device_limit: limits.on_device_limit,
             messages_per_minute: limits.messages_per_minute,
             messages_per_hour: limits.messages_per_hour,
             abuse_refusals_per_minute: limits.abuse_refusals_per_minute,
@@ -174,6 +179,7 @@ impl PerUserConfig {
     pub fn limits(&self) -> crate::defense::user_table::UserLimits {
         crate::defense::user_table::UserLimits {
             max_connections: self.max_connections,
+            on_device_limit: self.on_device_limit,
             messages_per_minute: self.messages_per_minute,
             messages_per_hour: self.messages_per_hour,
             abuse_refusals_per_minute: self.abuse_refusals_per_minute,

@@ -306,6 +306,30 @@ mod per_user {
     }
 
     #[test]
+    fn close_oldest_replaces_the_first_device_with_1008() {
+        let gateway = relay("[limits.per_user]\non_device_limit = \"close_oldest\"\n");
+        let mut first = as_user(&gateway, "127.0.6.50", "liam");
+        std::thread::sleep(Duration::from_millis(250));
+        let _others: Vec<Client> = (0..4)
+            .map(|i| as_user(&gateway, &format!("127.0.6.{}", 51 + i), "liam"))
+            .collect();
+        let mut sixth = as_user(&gateway, "127.0.6.56", "liam");
+        assert_eq!(
+            first.expect_close(),
+            Some(1008),
+            "the oldest device is closed"
+        );
+        sixth.send(OpCode::Ping, b"new");
+        assert_eq!(
+            sixth.next(),
+            Event::Pong(b"new".to_vec()),
+            "the new device is in"
+        );
+        let stderr = stats_after_drain(gateway);
+        assert!(stderr.contains("devices_replaced: 1,"), "{stderr}");
+    }
+
+    #[test]
     fn persistent_abuse_is_closed_1008() {
         let gateway = relay(
             "[limits.per_user]\nmessages_per_minute = 2\nmessages_per_hour = 1000\nabuse_refusals_per_minute = 5\n",

@@ -53,6 +53,8 @@ pub struct Settings {
     pub ip_table: Arc<IpTable>,
     /// wss: the TLS acceptor shared by every shard (tickets resume on any).
     pub tls: Option<TlsAcceptor>,
+    /// What to do at the per-user device cap.
+    pub on_device_limit: crate::defense::user_table::DeviceLimitPolicy,
     /// Per-user devices and message rates, and per-topic rates.
     pub user_table: Arc<UserTable>,
     pub topic_table: Arc<TopicTable>,
@@ -113,6 +115,7 @@ impl Settings {
             authenticator: None,
             ip_table: Arc::new(IpTable::new(&limits.per_ip.limits())),
             tls: None,
+            on_device_limit: limits.per_user.on_device_limit,
             user_table: Arc::new(UserTable::new(&limits.per_user.limits())),
             topic_table: Arc::new(TopicTable::new(&limits.per_topic.limits())),
             epoch: std::time::Instant::now(),

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::defense::tls::TlsSession;
-use crate::defense::user_table::{UserHandle, UserKey};
+use crate::defense::user_table::{DeviceLimitPolicy, UserHandle, UserKey, UserRefusalReason};
 
 use ringgate_uring::{Chunk, Completion, Ops, Token, Uring, sys::WakeFd};
 use ringgate_wscodec::handshake::{
@@ -587,6 +587,10 @@ impl Core {
                     Ok(handle) => {
                         self.user_handles.insert(slot as u32, handle);
                     }
+                    Err(refusal)
+                        if refusal.reason == UserRefusalReason::TooManyDevices
+                            && self.settings.on_device_limit == DeviceLimitPolicy::CloseOldest
+                            && self.take_oldest_device(key, slot) => {}
                     Err(refusal) => {
                         *self
                             .stats
@@ -625,6 +629,29 @@ impl Core {
                 })
             }
         }
+    }
+
+    /// `close_oldest` at the device cap: the user's oldest open connection on
+    /// this shard gives its device slot to the new connection and is closed
+    /// with 1008. The table's count never changes, so no other shard can
+    /// take the slot in between. False if this shard holds none of them.
+    fn take_oldest_device(&mut self, key: UserKey, new_slot: usize) -> bool {
+        let oldest = self
+            .user_handles
+            .iter()
+            .filter(|(_, handle)| handle.key() == key)
+            .map(|(&slot, _)| slot as usize)
+            .filter(|&slot| self.conns[slot].phase == Phase::Open)
+            .min_by_key(|&slot| self.conns[slot].phase_tick);
+        let Some(oldest) = oldest else { return false };
+        let handle = self
+            .user_handles
+            .remove(&(oldest as u32))
+            .expect("found above");
+        self.user_handles.insert(new_slot as u32, handle);
+        self.stats.devices_replaced += 1;
+        self.close_with(oldest, 1008, false);
+        true
     }
 
     /// Answers an upgrade with an HTTP error and closes.

@@ -54,6 +54,8 @@ pub struct ShardStats {
     /// Relay publishes refused by per-user or per-topic limits, by reason
     /// (rate_limited scopes, repeated content, abuse).
     pub message_refusals: BTreeMap<&'static str, u64>,
+    /// Oldest devices closed 1008 for a new one (`close_oldest`).
+    pub devices_replaced: u64,
     /// wss: completed TLS handshakes and TLS failures by reason.
     pub tls_handshakes: u64,
     pub tls_errors: BTreeMap<&'static str, u64>,
@@ -98,6 +100,7 @@ impl ShardStats {
             *self.user_refusals.entry(key).or_default() += value;
         }
         self.tls_handshakes += other.tls_handshakes;
+        self.devices_replaced += other.devices_replaced;
         for (key, value) in &other.tls_errors {
             *self.tls_errors.entry(key).or_default() += value;
         }
