@@ -186,7 +186,6 @@ impl PerUserConfig {
             repeated_content_max: self.repeated_content_max,
             repeated_content_window_s: self.repeated_content_window_s,
             slots: self.table_slots,
-            ..Default::default()
         }
     }
 }
