@@ -141,6 +141,11 @@ fn a_client_that_does_not_read_is_closed_1008() {
         }
     }
     assert!(code.is_none() || code == Some(1008), "{code:?}");
+    // Honest clients were served all along.
+    let mut honest = gateway.connect();
+    honest.send(OpCode::Text, b"served");
+    assert_eq!(honest.next(), Event::Text(b"served".to_vec()));
+    drop(honest);
     let mut gateway = gateway;
     gateway.signal("TERM");
     assert_eq!(gateway.wait_exit(Duration::from_secs(10)), Some(0));

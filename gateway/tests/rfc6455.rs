@@ -114,6 +114,16 @@ fn expect_protocol_close(bytes: &[u8], code: u16, toml: &str) {
     let mut other = gateway.connect();
     other.send(OpCode::Text, b"still here");
     assert_eq!(other.next(), Event::Text(b"still here".to_vec()));
+    // The counter moved, by the close code the violation earned.
+    drop((client, other));
+    let mut gateway = gateway;
+    gateway.signal("TERM");
+    assert_eq!(gateway.wait_exit(Duration::from_secs(10)), Some(0));
+    let stderr = gateway.stderr();
+    assert!(
+        stderr.contains(&format!("protocol_errors_by_code: {{{code}: 1}}")),
+        "{stderr}"
+    );
 }
 
 #[test]

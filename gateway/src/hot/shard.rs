@@ -498,7 +498,12 @@ impl Core {
                 Ok(())
             }
         };
-        if wants_write || !self.conns[slot].output.is_empty() {
+        // Flush when there are records to send, output to encrypt, or a
+        // close to finish (close_notify or a TLS error ends the connection).
+        if wants_write
+            || !self.conns[slot].output.is_empty()
+            || self.conns[slot].has(flag::FINISH_AFTER_FLUSH)
+        {
             self.mark_dirty(slot);
         }
         if plaintext.capacity() > 1 << 20 {
