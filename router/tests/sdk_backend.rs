@@ -265,16 +265,52 @@ fn after_a_router_restart_the_backend_reconnects_and_claims_again() {
         );
     }
     assert!(saw_down, "RouterDown");
-    let listener = TcpListener::bind(address).unwrap();
+    // The port can be briefly taken: a reconnect attempt may self-connect on
+    // loopback (TCP simultaneous open) until it fails. Retry, bounded.
+    let listener = (0..50)
+        .find_map(|_| {
+            TcpListener::bind(address).ok().or_else(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            })
+        })
+        .expect("rebinding the restarted router's port");
     let router = Router::new(test_config(1)).spawn(listener).unwrap();
     assert!(backend.wait_attached(WAIT), "reconnected");
 
+    // The SDK re-claims by itself after the reconnect, but a publish can
+    // reach the restarted router first; the router then answers it itself
+    // (unavailable during its claim grace). Publish until one reaches the
+    // backend, within WAIT.
     let mut gateway = Peer::gateway(address, 1);
-    gateway.publish(1, "chat.again", "alice", "c1", "{}");
-    let (message, reply) = next_publish(&backend);
+    let deadline = Instant::now() + WAIT;
+    let mut attempt = 0;
+    let (message, reply) = loop {
+        attempt += 1;
+        gateway.publish(attempt, "chat.again", "alice", &format!("c{attempt}"), "{}");
+        let until = Instant::now() + Duration::from_secs(2);
+        let mut forwarded = None;
+        while forwarded.is_none() && Instant::now() < until {
+            if let Some(Event::Publish { message, reply }) =
+                backend.next_event(Duration::from_millis(50))
+            {
+                forwarded = Some((message, reply));
+            }
+        }
+        if let Some(forwarded) = forwarded {
+            break forwarded;
+        }
+        let answer = gateway.next().expect("an answer to the early publish");
+        assert!(
+            matches!(answer.frame(), Frame::PublishAck(_)),
+            "{:?}",
+            answer.frame()
+        );
+        assert!(Instant::now() < deadline, "the claim never came back");
+    };
     assert_eq!(message.topic, "chat.again", "the claim came back by itself");
     reply.accept().unwrap();
-    gateway.expect_ack(1);
+    gateway.expect_ack(attempt);
     backend.close();
     router.stop().unwrap();
 }
