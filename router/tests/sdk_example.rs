@@ -163,9 +163,17 @@ fn a_router_restart_loses_no_message_the_backend_accepted() {
         claim_grace_ms: 1_000,
         ..test_config(1)
     };
-    let router = Router::new(restarted)
-        .spawn(TcpListener::bind(address).unwrap())
-        .unwrap();
+    // The port can be briefly taken by a reconnect attempt that
+    // self-connected on loopback (TCP simultaneous open): retry, bounded.
+    let listener = (0..50)
+        .find_map(|_| {
+            TcpListener::bind(address).ok().or_else(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            })
+        })
+        .expect("rebinding the restarted router's port");
+    let router = Router::new(restarted).spawn(listener).unwrap();
     // The gateway reconnects and subscribes again; the backend reconnects
     // and claims again by itself.
     let mut gateway = Peer::gateway(address, 256);
