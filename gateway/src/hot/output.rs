@@ -8,7 +8,7 @@
 
 use std::rc::Rc;
 
-use ringgate_uring::Chunk;
+use ringgate_uring::{Chunk, Ops, Token};
 
 use super::pool::BufferPool;
 
@@ -22,6 +22,37 @@ pub struct Output {
 pub enum Outgoing {
     Bytes(Vec<u8>),
     Chunks(Vec<Chunk>),
+}
+
+impl Outgoing {
+    /// Bytes in the whole send.
+    pub fn len(&self) -> usize {
+        match self {
+            Outgoing::Bytes(bytes) => bytes.len(),
+            Outgoing::Chunks(chunks) => chunks.iter().map(|chunk| chunk.bytes().len()).sum(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Submits the bytes after the first `from`: a plain send for one
+    /// buffer, a sendmsg for a chunk list.
+    pub fn submit(self, ops: &mut Ops, fd: i32, from: usize, token: Token) -> std::io::Result<()> {
+        match self {
+            Outgoing::Bytes(bytes) => ops.send(fd, bytes, from, token),
+            Outgoing::Chunks(chunks) => ops.send_chunks(fd, chunks, from, token),
+        }
+    }
+
+    /// Gives the buffers back to the pool (shared frames are released).
+    pub fn recycle(self, pool: &mut BufferPool) {
+        match self {
+            Outgoing::Bytes(bytes) => pool.put(bytes),
+            Outgoing::Chunks(chunks) => pool.put_chunk_list(chunks),
+        }
+    }
 }
 
 impl Output {

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use crate::defense::tls::TlsSession;
 use crate::defense::user_table::{DeviceLimitPolicy, UserHandle, UserKey, UserRefusalReason};
 
-use ringgate_uring::{Chunk, Completion, Ops, Token, Uring, sys::WakeFd};
+use ringgate_uring::{Completion, Ops, Token, Uring, sys::WakeFd};
 use ringgate_wscodec::handshake::{
     UpgradeRequest, parse_upgrade, write_accept_response, write_error_response, write_http_response,
 };
@@ -302,13 +302,13 @@ impl Shard {
                 result,
                 buffer,
                 offset,
-            } => core.on_send(ops, token, result, buffer, offset)?,
+            } => core.on_sent(ops, token, result, Outgoing::Bytes(buffer), offset)?,
             Completion::SendChunks {
                 token,
                 result,
                 chunks,
                 skip,
-            } => core.on_send_chunks(ops, token, result, chunks, skip)?,
+            } => core.on_sent(ops, token, result, Outgoing::Chunks(chunks), skip)?,
             Completion::Close { token, .. } => core.on_closed(token),
             Completion::Cancel { .. } => {}
             Completion::Tick { .. } => {
@@ -676,8 +676,13 @@ impl Core {
             &headers,
             refusal.reason,
         );
-        self.requests.remove(&(slot as u32));
         self.users.remove(&(slot as u32));
+        self.close_after_answer(slot)
+    }
+
+    /// The HTTP answer to a refused upgrade is queued: close once it is sent.
+    fn close_after_answer(&mut self, slot: usize) -> io::Result<()> {
+        self.requests.remove(&(slot as u32));
         let conn = &mut self.conns[slot];
         conn.phase = Phase::Closing;
         conn.phase_tick = self.now;
@@ -703,13 +708,7 @@ impl Core {
     fn refuse(&mut self, slot: usize, error: &HandshakeError) -> io::Result<()> {
         self.stats.count_refusal(error.status());
         write_error_response(self.output_of(slot), error);
-        let conn = &mut self.conns[slot];
-        conn.phase = Phase::Closing;
-        conn.phase_tick = self.now;
-        conn.set(flag::FINISH_AFTER_FLUSH);
-        self.mark_dirty(slot);
-        self.arm(slot);
-        Ok(())
+        self.close_after_answer(slot)
     }
 
     /// Decodes frames and answers them (echo mode).
@@ -863,77 +862,40 @@ impl Core {
         self.begin_finish(ops, slot)
     }
 
-    fn on_send(
+    /// A send finished: resubmit the rest after a short write, else give the
+    /// buffers back and flush what queued meanwhile (or finish closing).
+    /// `done_before` is how much of `sent` earlier sends had written.
+    fn on_sent(
         &mut self,
         ops: &mut Ops,
         token: Token,
         result: io::Result<usize>,
-        buffer: Vec<u8>,
-        offset: usize,
+        sent: Outgoing,
+        done_before: usize,
     ) -> io::Result<()> {
         let Some(slot) = self.lookup(token) else {
-            self.pool.put(buffer);
+            sent.recycle(&mut self.pool);
             return Ok(());
         };
+        let total = sent.len();
         let conn = &mut self.conns[slot];
         conn.clear(flag::SEND_IN_FLIGHT);
         conn.in_flight_bytes = 0;
         match result {
-            Ok(written) if offset + written < buffer.len() && conn.phase != Phase::Finishing => {
+            Ok(written) if done_before + written < total && conn.phase != Phase::Finishing => {
                 self.stats.bytes_out += written as u64;
                 self.stats.short_writes += 1;
-                let rest = offset + written;
-                conn.in_flight_bytes = (buffer.len() - rest) as u32;
+                let done = done_before + written;
+                conn.in_flight_bytes = (total - done) as u32;
                 conn.set(flag::SEND_IN_FLIGHT);
-                return ops.send(conn.fd, buffer, rest, token);
+                return sent.submit(ops, conn.fd, done, token);
             }
             Ok(written) => {
                 self.stats.bytes_out += written as u64;
-                self.pool.put(buffer);
+                sent.recycle(&mut self.pool);
             }
             Err(_) => {
-                self.pool.put(buffer);
-                self.stats.socket_errors += 1;
-                self.begin_finish(ops, slot)?;
-            }
-        }
-        if self.conns[slot].phase == Phase::Finishing {
-            return self.close_if_done(ops, slot);
-        }
-        self.mark_dirty(slot);
-        Ok(())
-    }
-
-    fn on_send_chunks(
-        &mut self,
-        ops: &mut Ops,
-        token: Token,
-        result: io::Result<usize>,
-        chunks: Vec<Chunk>,
-        skip: usize,
-    ) -> io::Result<()> {
-        let Some(slot) = self.lookup(token) else {
-            self.pool.put_chunk_list(chunks);
-            return Ok(());
-        };
-        let total = chunks_len(&chunks);
-        let conn = &mut self.conns[slot];
-        conn.clear(flag::SEND_IN_FLIGHT);
-        conn.in_flight_bytes = 0;
-        match result {
-            Ok(written) if skip + written < total && conn.phase != Phase::Finishing => {
-                self.stats.bytes_out += written as u64;
-                self.stats.short_writes += 1;
-                conn.in_flight_bytes = (total - skip - written) as u32;
-                conn.set(flag::SEND_IN_FLIGHT);
-                return ops.send_chunks(conn.fd, chunks, skip + written, token);
-            }
-            Ok(written) => {
-                self.stats.bytes_out += written as u64;
-                self.pool.put_chunk_list(chunks);
-            }
-            Err(_) => {
-                self.pool.put_chunk_list(chunks);
+                sent.recycle(&mut self.pool);
                 self.stats.socket_errors += 1;
                 self.begin_finish(ops, slot)?;
             }
@@ -1047,16 +1009,8 @@ impl Core {
             && let Some(outgoing) = conn.output.take()
         {
             conn.set(flag::SEND_IN_FLIGHT);
-            return match outgoing {
-                Outgoing::Bytes(bytes) => {
-                    conn.in_flight_bytes = bytes.len() as u32;
-                    ops.send(conn.fd, bytes, 0, token)
-                }
-                Outgoing::Chunks(chunks) => {
-                    conn.in_flight_bytes = chunks_len(&chunks) as u32;
-                    ops.send_chunks(conn.fd, chunks, 0, token)
-                }
-            };
+            conn.in_flight_bytes = outgoing.len() as u32;
+            return outgoing.submit(ops, conn.fd, 0, token);
         }
         let closed_both_ways = conn.has(flag::CLOSE_SENT) && conn.has(flag::CLOSE_RECEIVED);
         if conn.drained() && (conn.has(flag::FINISH_AFTER_FLUSH) || closed_both_ways) {
@@ -1204,8 +1158,4 @@ impl Core {
         }
         Ok(())
     }
-}
-
-fn chunks_len(chunks: &[Chunk]) -> usize {
-    chunks.iter().map(|chunk| chunk.bytes().len()).sum()
 }
