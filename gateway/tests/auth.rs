@@ -3,25 +3,15 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::{Event, Gateway, http_exchange};
 use ringgate_wscodec::OpCode;
 
-const SECRET: &str = "test-secret-of-at-least-32-bytes!!";
+use common::JWT_SECRET as SECRET;
 
 fn token(sub: &str, exp_offset_s: i64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims = serde_json::json!({"sub": sub, "exp": now + exp_offset_s});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-    )
-    .unwrap()
+    common::jwt(sub, exp_offset_s)
 }
 
 fn upgrade(path: &str, authorization: Option<&str>) -> Vec<u8> {

@@ -157,20 +157,10 @@ mod per_user {
     use super::*;
     use serde_json::{Value, json};
 
-    const SECRET: &str = "test-secret-of-at-least-32-bytes!!";
+    use common::JWT_SECRET as SECRET;
 
     fn token(user: &str) -> String {
-        let exp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600;
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &json!({"sub": user, "exp": exp}),
-            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-        )
-        .unwrap()
+        common::jwt(user, 600)
     }
 
     fn relay(limits: &str) -> Gateway {

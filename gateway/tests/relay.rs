@@ -385,20 +385,10 @@ mod backend {
     use ringgate_router::protocol::Code;
     use ringgate_router::sdk::{Backend, Event as BackendEvent};
 
-    const SECRET: &str = "test-secret-of-at-least-32-bytes!!";
+    use common::JWT_SECRET as SECRET;
 
     fn token(user: &str) -> String {
-        let exp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 600;
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &json!({"sub": user, "exp": exp}),
-            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap(),
-        )
-        .unwrap()
+        common::jwt(user, 600)
     }
 
     fn authed_gateway(node_id: u32, routers: &[&Router]) -> Gateway {

@@ -518,3 +518,22 @@ pub mod tls_proxy {
         Ok(())
     }
 }
+
+/// The HS256 secret the authentication tests configure (32+ bytes).
+pub const JWT_SECRET: &str = "test-secret-of-at-least-32-bytes!!";
+
+/// An HS256 token for `user`, expiring `exp_offset_s` seconds from now
+/// (negative: already expired).
+pub fn jwt(user: &str, exp_offset_s: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({"sub": user, "exp": now as i64 + exp_offset_s});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
