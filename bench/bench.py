@@ -94,7 +94,7 @@ with open(LOOPBACK_CONFIG, "w") as _handle:
 
 SERVERS = {
     "ringgate": lambda: [os.path.join(BIN, "ringgate"), "--echo", "--shards", "1", "--listen",
-                         "127.0.0.1:0", "--config", LOOPBACK_CONFIG],
+                         "127.0.0.1:0", "--admin", "127.0.0.1:0", "--config", LOOPBACK_CONFIG],
     "fastwebsockets": lambda: [os.path.join(BIN, "ref-fastws"), "--listen", "127.0.0.1:0"],
     "tokio-tungstenite": lambda: [os.path.join(BIN, "ref-tungstenite"), "--listen", "127.0.0.1:0"],
 }
@@ -193,7 +193,7 @@ def defenses(options):
     for run in range(options.runs):
         for name, path in configs.items():
             argv = [os.path.join(BIN, "ringgate"), "--echo", "--shards", "1", "--listen",
-                    "127.0.0.1:0", "--config", path]
+                    "127.0.0.1:0", "--admin", "127.0.0.1:0", "--config", path]
             process, address = start_server(argv, options.server_cpu)
             try:
                 result = loadgen(["echo", "--url", f"ws://{address}/", "--conns", "100", "--size",
@@ -251,7 +251,8 @@ def memory(options):
         for _ in range(options.group):
             group.append(start_server(
                 [os.path.join(BIN, "ringgate"), "--echo", "--shards", "1", "--listen",
-                 f"127.0.0.1:{port}", "--config", LOOPBACK_CONFIG], options.server_cpu)[0])
+                 f"127.0.0.1:{port}", "--admin", "127.0.0.1:0", "--config", LOOPBACK_CONFIG],
+                options.server_cpu)[0])
         pids = ",".join(str(p.pid) for p in group)
         procs = max(1, (options.group_conns + 16_999) // 17_000)
         result = loadgen(["connect", "--url", f"ws://127.0.0.1:{port}/", "--conns",

@@ -70,7 +70,7 @@ def write_config():
 def start_gateway(config, cpu):
     """Starts the gateway pinned to `cpu`; returns (process, address, argv)."""
     argv = ["taskset", "-c", str(cpu), os.path.join(BIN, "ringgate"), "--shards", "1",
-            "--listen", "127.0.0.1:0", "--config", config]
+            "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--config", config]
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     started = time.monotonic()
     deadline = started + 20

@@ -77,7 +77,7 @@ def main():
     config.close()
     gateway = subprocess.Popen(
         ["taskset", "-c", "0", options.bin, "--echo", "--shards", "1", "--listen", "127.0.0.1:0",
-         "--config", config.name], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+         "--admin", "127.0.0.1:0", "--config", config.name], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         address = gateway.stdout.readline().strip().rsplit(" ", 1)[-1]
         host, port = address.rsplit(":", 1)

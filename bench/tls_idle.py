@@ -48,7 +48,7 @@ def main():
     config.close()
     gateway = subprocess.Popen(
         ["taskset", "-c", "0", options.bin, "--echo", "--shards", "1", "--listen", "127.0.0.1:0",
-         "--config", config.name], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+         "--admin", "127.0.0.1:0", "--config", config.name], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         port = int(gateway.stdout.readline().strip().rsplit(":", 1)[-1])
         context = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.pem"))

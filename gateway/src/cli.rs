@@ -37,6 +37,11 @@ pub struct Cli {
     /// Echo every WebSocket message back with its type (overrides gateway.mode).
     #[arg(long)]
     pub echo: bool,
+
+    /// Admin listener for /metrics, /healthz, /readyz and /status, or `off`
+    /// (overrides admin.listen) [default: 127.0.0.1:9090].
+    #[arg(long, value_name = "ADDR:PORT|off")]
+    pub admin: Option<String>,
 }
 
 fn refuse(error: &ConfigError) -> ExitCode {
@@ -72,6 +77,9 @@ pub fn run() -> ExitCode {
     }
     if cli.echo {
         config.gateway.mode = Mode::Echo;
+    }
+    if let Some(admin) = cli.admin {
+        config.admin.listen = admin;
     }
     if let Err(error) = config.validate("command line") {
         return refuse(&error);

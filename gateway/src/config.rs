@@ -32,6 +32,38 @@ pub struct Config {
     pub auth: crate::defense::auth::AuthConfig,
     /// `[tls]`: serve wss with this certificate and key; absent: plain ws.
     pub tls: Option<crate::defense::tls::TlsConfig>,
+    /// `[admin]`: the metrics and health listener.
+    pub admin: AdminConfig,
+}
+
+/// The admin HTTP listener (`/metrics`, `/healthz`, `/readyz`, `/status`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address to listen on; `"off"` (or `""`) runs no admin listener and
+    /// skips the shards' metric snapshots.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:9090".into(),
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The address, or `None` when off.
+    pub fn address(&self) -> Result<Option<SocketAddr>, String> {
+        match self.listen.trim() {
+            "" | "off" => Ok(None),
+            text => text
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("{text:?} is not ADDRESS:PORT or \"off\"")),
+        }
+    }
 }
 
 /// One router a relay-mode gateway links to.
@@ -343,6 +375,9 @@ impl Config {
         };
         let gateway = &self.gateway;
         let limits = &self.limits;
+        if let Err(reason) = self.admin.address() {
+            return Err(invalid("admin.listen", reason));
+        }
         if let Err(error) = crate::defense::auth::Authenticator::from_config(&self.auth) {
             return Err(invalid(error.key(), error.to_string()));
         }

@@ -17,3 +17,4 @@ pub mod defense;
 pub mod envelope;
 pub mod hot;
 pub mod log;
+pub mod metrics;

@@ -92,7 +92,15 @@ fn start_gateway() -> Gateway {
     )
     .unwrap();
     let mut child = Command::new(gateway_binary())
-        .args(["--listen", "127.0.0.1:0", "--shards", "1", "--config"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--shards",
+            "1",
+            "--admin",
+            "off",
+            "--config",
+        ])
         .arg(&config)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -24,6 +24,7 @@ use crate::hot::shard::Shard;
 use crate::hot::stats::ShardStats;
 use crate::hot::timer::ticks;
 use crate::log;
+use crate::metrics::{Board, admin};
 
 /// The node id of the router embedded in a gateway with no `[[router]]`.
 const EMBEDDED_ROUTER_ID: u32 = 1;
@@ -60,6 +61,9 @@ pub struct Settings {
     pub topic_table: Arc<TopicTable>,
     /// The clock origin all shards share (the IP table's times must agree).
     pub epoch: std::time::Instant,
+    /// Where shards publish their metrics; None when the admin listener is
+    /// off (shards then skip the snapshots and the busy-time clock reads).
+    pub board: Option<Arc<Board>>,
 }
 
 /// Where relay-mode shards send client messages.
@@ -119,6 +123,7 @@ impl Settings {
             user_table: Arc::new(UserTable::new(&limits.per_user.limits())),
             topic_table: Arc::new(TopicTable::new(&limits.per_topic.limits())),
             epoch: std::time::Instant::now(),
+            board: None,
         }
     }
 
@@ -249,7 +254,15 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
             rules: config.limits.content.rules(),
         });
     }
+    let admin_address = config
+        .admin
+        .address()
+        .map_err(|reason| anyhow::anyhow!("admin.listen: {reason}"))?;
+    if admin_address.is_some() {
+        settings.board = Some(Arc::new(Board::new(shards)));
+    }
     let settings = Arc::new(settings);
+    let control = Arc::new(Control::default());
 
     // The first bind resolves port 0; the others join its SO_REUSEPORT group.
     let first = bind_listener(config.gateway.listen)
@@ -263,7 +276,24 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
         listeners.push(bind_listener(address).with_context(|| format!("binding {address}"))?);
     }
 
-    let control = Arc::new(Control::default());
+    if let (Some(wanted), Some(board)) = (admin_address, &settings.board) {
+        let info = admin::StatusInfo {
+            config_digest: config_digest(config),
+            mode: match config.gateway.mode {
+                Mode::Echo => "echo",
+                Mode::Relay => "relay",
+            },
+            listen: address,
+        };
+        let bound = admin::spawn(wanted, Arc::clone(board), Arc::clone(&control), info)
+            .with_context(|| {
+                format!("binding the admin listener {wanted} (set admin.listen, or --admin off)")
+            })?;
+        log::info(
+            "admin_listening",
+            &format!("admin listening on {bound} (/metrics /healthz /readyz /status)"),
+        );
+    }
     let mut wakes = Vec::new();
     let mut threads = Vec::new();
     let (ready_sender, ready) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -334,6 +364,17 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
         }
     }
     Ok(total)
+}
+
+/// SHA-1 of the effective configuration (16 hex digits), so operators can
+/// tell whether two gateways run the same settings.
+fn config_digest(config: &Config) -> String {
+    use sha1::{Digest, Sha1};
+    let digest = Sha1::digest(format!("{config:?}").as_bytes());
+    digest[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// First SIGTERM/SIGINT: drain. A second one: exit at once.

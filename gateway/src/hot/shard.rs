@@ -29,10 +29,11 @@ use super::conn::{Conn, Due, Phase, flag};
 use super::output::Outgoing;
 use super::pool::BufferPool;
 use super::relay::{self, Relay};
-use super::stats::ShardStats;
+use super::stats::{FrameKind, ShardStats};
 use super::timer::{self, Entry, TimerWheel};
 use crate::control::{Control, Settings};
 use crate::log;
+use crate::metrics::{Board, LoopGauges, RouterView, ShardView};
 
 /// Why an upgrade is refused with an HTTP status (policy, not syntax).
 #[derive(Clone, Copy, Debug)]
@@ -66,8 +67,8 @@ pub struct Core {
     /// so anonymous connections pay nothing for them).
     pub(in crate::hot) user_handles: HashMap<u32, UserHandle>,
     /// Peer addresses of connections still handshaking (failed auths count
-    /// against them).
-    pub(in crate::hot) handshake_peers: HashMap<u32, IpAddr>,
+    /// against them) and when they were accepted (µs, [`Core::clock_us`]).
+    pub(in crate::hot) handshake_peers: HashMap<u32, (IpAddr, u64)>,
     /// Connections refused at accept by a per-IP limit, answered once their
     /// request arrives.
     pub(in crate::hot) refusals: HashMap<u32, Refusal>,
@@ -90,6 +91,16 @@ pub struct Core {
     pub(in crate::hot) relay: Option<Relay>,
     /// Router links with queued output (bit per link).
     pub(in crate::hot) dirty_links: u64,
+    /// Microseconds since `settings.epoch` when this loop turn woke: one
+    /// clock read per turn times everything handled in it.
+    pub(in crate::hot) clock_us: u64,
+    /// Unix milliseconds, read at most once per turn when a delivery needs
+    /// it (0: not read yet this turn).
+    pub(in crate::hot) wall_ms: u64,
+    /// Publishes queued to routers and deliveries queued to clients this
+    /// turn: they all leave at the turn's submit, so they share one latency.
+    pub(in crate::hot) routed_to_router: u64,
+    pub(in crate::hot) routed_to_client: u64,
 }
 
 pub struct Shard {
@@ -101,6 +112,8 @@ pub struct Shard {
     wake: Arc<WakeFd>,
     control: Arc<Control>,
     started: Instant,
+    /// Where the shard publishes its metrics (None: admin listener off).
+    board: Option<Arc<Board>>,
 }
 
 impl Shard {
@@ -122,6 +135,7 @@ impl Shard {
             None => None,
         };
         let max_live = settings.max_connections_per_shard;
+        let board = settings.board.clone();
         Ok(Shard {
             index,
             uring,
@@ -147,6 +161,10 @@ impl Shard {
                 draining: false,
                 relay,
                 dirty_links: 0,
+                clock_us: 0,
+                wall_ms: 0,
+                routed_to_router: 0,
+                routed_to_client: 0,
                 settings,
             },
             completions: Vec::with_capacity(1024),
@@ -154,6 +172,7 @@ impl Shard {
             wake,
             control,
             started: settings_epoch,
+            board,
         })
     }
 
@@ -171,12 +190,19 @@ impl Shard {
             .tick(Duration::from_millis(timer::TICK_MS), SHARD)?;
         self.uring.ops.wake_on(self.wake.raw(), SHARD)?;
         let mut drain_deadline = u32::MAX;
+        let mut gauges = LoopGauges::default();
         loop {
+            let submitted = self.uring.ops.submission_pending();
             self.uring.ops.submit_and_wait(1)?;
-            self.uring
+            let reaped = self
+                .uring
                 .ops
                 .drain(&mut self.uring.buffers, &mut self.completions);
-            self.core.now = (self.started.elapsed().as_millis() as u64 / timer::TICK_MS) as u32;
+            let woke = Instant::now();
+            let elapsed_us = woke.duration_since(self.started).as_micros() as u64;
+            self.core.clock_us = elapsed_us;
+            self.core.wall_ms = 0;
+            self.core.now = (elapsed_us / 1_000 / timer::TICK_MS) as u32;
             let mut completions = std::mem::take(&mut self.completions);
             for completion in completions.drain(..) {
                 self.dispatch(completion)?;
@@ -188,9 +214,21 @@ impl Shard {
             }
             self.uring.buffers.publish();
             self.core.flush(&mut self.uring.ops)?;
+            if let Some(board) = &self.board {
+                let done_us = self.started.elapsed().as_micros() as u64;
+                self.core.record_turn(done_us);
+                gauges.turn(elapsed_us, done_us, submitted, reaped);
+                if gauges.due(done_us) {
+                    board.publish(self.index, || self.core.view(&gauges));
+                }
+            }
             if self.core.draining && (self.core.live == 0 || self.core.now >= drain_deadline) {
                 break;
             }
+        }
+        if let Some(board) = &self.board {
+            self.core.stats.unclosed_at_exit = self.core.live as u64;
+            board.publish(self.index, || self.core.view(&gauges));
         }
         self.core.stats.unclosed_at_exit = self.core.live as u64;
         for conn in &self.core.conns {
@@ -329,6 +367,62 @@ impl Core {
         (conn.generation == generation && conn.phase != Phase::Free).then_some(slot)
     }
 
+    /// Unix milliseconds, read once per loop turn at most.
+    pub(in crate::hot) fn wall_clock_ms(&mut self) -> u64 {
+        if self.wall_ms == 0 {
+            self.wall_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |since| since.as_millis() as u64);
+        }
+        self.wall_ms
+    }
+
+    /// End of a loop turn (metrics on): what was routed this turn left at
+    /// its submit, `done_us`, having arrived when the turn woke.
+    fn record_turn(&mut self, done_us: u64) {
+        let took = done_us.saturating_sub(self.clock_us);
+        let histograms = &mut self.stats.histograms;
+        if self.routed_to_router != 0 {
+            histograms
+                .to_router_us
+                .observe_many(took, std::mem::take(&mut self.routed_to_router));
+        }
+        if self.routed_to_client != 0 {
+            histograms
+                .to_client_us
+                .observe_many(took, std::mem::take(&mut self.routed_to_client));
+        }
+    }
+
+    /// A copy of the counters and gauges for the admin listener.
+    fn view(&self, gauges: &LoopGauges) -> ShardView {
+        let routers = self.relay.as_ref().map_or_else(Vec::new, |relay| {
+            relay
+                .links
+                .iter()
+                .map(|link| RouterView {
+                    id: link.router.0,
+                    address: link.address,
+                    state: link.state.name(),
+                    up: link.is_up(),
+                    in_flight: link.in_flight,
+                    queued_bytes: link.output.len(),
+                })
+                .collect()
+        });
+        ShardView {
+            stats: self.stats.clone(),
+            connections: self.live as u64,
+            busy_us_total: gauges.busy_us_total,
+            busy_ratio: gauges.busy_ratio,
+            sq_depth: gauges.sq_depth,
+            cq_depth: gauges.cq_depth,
+            routers,
+            shardmap_epoch: self.relay.as_ref().map_or(0, Relay::shardmap_epoch),
+            draining: self.draining,
+        }
+    }
+
     /// The live link a token names (stale generations are ignored).
     fn link_of(&self, token: Token) -> Option<usize> {
         let (index, generation) = relay::link_of_token(token)?;
@@ -403,7 +497,8 @@ impl Core {
             self.tls_sessions
                 .insert(slot as u32, Box::new(TlsSession::new(acceptor)));
         }
-        self.handshake_peers.insert(slot as u32, peer);
+        self.handshake_peers
+            .insert(slot as u32, (peer, self.clock_us));
         if let Some(refusal) = refusal {
             self.refusals.insert(slot as u32, refusal);
         }
@@ -417,7 +512,7 @@ impl Core {
     /// Answers and closes a connection without giving it a slot: one
     /// non-blocking send of a short HTTP response, then close.
     fn refuse_at_accept(&mut self, fd: RawFd, refusal: Refusal) {
-        self.stats.count_refusal(refusal.status);
+        self.stats.count_refusal(refusal.status, refusal.reason);
         let retry_after = refusal.retry_after_s.to_string();
         self.scratch.clear();
         write_http_response(
@@ -616,7 +711,7 @@ impl Core {
             Err(error) => {
                 *self.stats.auth_failures.entry(error.reason()).or_default() += 1;
                 if error.counts_as_failed_auth()
-                    && let Some(peer) = self.handshake_peers.get(&(slot as u32))
+                    && let Some((peer, _)) = self.handshake_peers.get(&(slot as u32))
                 {
                     let now_ms = self.settings.epoch.elapsed().as_millis() as u64;
                     if self.settings.ip_table.record_auth_failure(*peer, now_ms) {
@@ -661,7 +756,7 @@ impl Core {
 
     /// Answers an upgrade with an HTTP error and closes.
     fn refuse_status(&mut self, slot: usize, refusal: Refusal) -> io::Result<()> {
-        self.stats.count_refusal(refusal.status);
+        self.stats.count_refusal(refusal.status, refusal.reason);
         let retry_after = refusal.retry_after_s.to_string();
         let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
         if refusal.status == 401 {
@@ -694,7 +789,10 @@ impl Core {
 
     fn upgraded(&mut self, slot: usize) {
         self.stats.upgraded += 1;
-        self.handshake_peers.remove(&(slot as u32));
+        if let Some((_, accepted_us)) = self.handshake_peers.remove(&(slot as u32)) {
+            let took = self.clock_us.saturating_sub(accepted_us);
+            self.stats.histograms.handshake_us.observe(took);
+        }
         if self.relay.is_some() {
             self.relay_user_joined(slot);
         }
@@ -706,7 +804,7 @@ impl Core {
     }
 
     fn refuse(&mut self, slot: usize, error: &HandshakeError) -> io::Result<()> {
-        self.stats.count_refusal(error.status());
+        self.stats.count_refusal(error.status(), error.reason());
         write_error_response(self.output_of(slot), error);
         self.close_after_answer(slot)
     }
@@ -730,6 +828,7 @@ impl Core {
                     offset += consumed;
                     let Some(message) = message else { continue };
                     self.stats.messages_in += 1;
+                    self.stats.count_in(frame_kind(&message));
                     match message {
                         Message::Text(_) | Message::Binary(_) | Message::Pong(_) if closing => {}
                         Message::Text(payload) if relay => self.on_client_text(slot, payload),
@@ -744,6 +843,7 @@ impl Core {
                                 payload,
                                 None,
                             );
+                            self.stats.count_out(FrameKind::Pong);
                         }
                         Message::Pong(_) => {}
                         Message::Close(frame) => {
@@ -794,6 +894,11 @@ impl Core {
         let conn = &mut self.conns[slot];
         write_frame(conn.output.writer(&mut self.pool), opcode, payload, None);
         self.stats.messages_out += 1;
+        self.stats.count_out(if opcode == OpCode::Text {
+            FrameKind::Text
+        } else {
+            FrameKind::Binary
+        });
     }
 
     /// The peer sent its close frame: answer it (echoing its code) unless we
@@ -809,6 +914,7 @@ impl Core {
                 Some(code) => write_close(output, code, "", None),
                 None => write_frame(output, OpCode::Close, &[], None),
             }
+            self.stats.count_out(FrameKind::Close);
         }
         conn.decoder.release_memory();
         conn.phase = Phase::Closing;
@@ -830,6 +936,7 @@ impl Core {
             conn.set(flag::CLOSE_SENT);
             conn.close_code = code;
             write_close(conn.output.writer(&mut self.pool), code, "", None);
+            self.stats.count_out(FrameKind::Close);
         }
         conn.decoder.release_memory();
         conn.phase = Phase::Closing;
@@ -843,15 +950,17 @@ impl Core {
 
     /// A client that does not read cannot pin gateway memory: past the cap its
     /// queued output is dropped and it is closed with 1008.
-    pub(in crate::hot) fn enforce_write_queue(&mut self, slot: usize) {
+    /// True if it closed the connection.
+    pub(in crate::hot) fn enforce_write_queue(&mut self, slot: usize) -> bool {
         let cap = self.settings.max_write_queue_bytes;
         let conn = &mut self.conns[slot];
         if cap == 0 || conn.pending_output() <= cap || conn.has(flag::CLOSE_SENT) {
-            return;
+            return false;
         }
         self.stats.slow_consumers += 1;
         conn.output.clear(&mut self.pool);
         self.close_with(slot, 1008, false);
+        true
     }
 
     /// EOF or a socket error: the peer is gone; no close frame can be sent.
@@ -1010,6 +1119,10 @@ impl Core {
         {
             conn.set(flag::SEND_IN_FLIGHT);
             conn.in_flight_bytes = outgoing.len() as u32;
+            self.stats
+                .histograms
+                .write_queue_bytes
+                .observe(outgoing.len() as u64);
             return outgoing.submit(ops, conn.fd, 0, token);
         }
         let closed_both_ways = conn.has(flag::CLOSE_SENT) && conn.has(flag::CLOSE_RECEIVED);
@@ -1134,6 +1247,7 @@ impl Core {
                 let conn = &mut self.conns[slot];
                 conn.set(flag::PING_SENT);
                 write_frame(conn.output.writer(&mut self.pool), OpCode::Ping, &[], None);
+                self.stats.count_out(FrameKind::Ping);
                 self.mark_dirty(slot);
             }
             Due::CloseTimeout => {
@@ -1157,5 +1271,16 @@ impl Core {
             }
         }
         Ok(())
+    }
+}
+
+/// The metric label of a decoded message.
+fn frame_kind(message: &Message<'_>) -> FrameKind {
+    match message {
+        Message::Text(_) => FrameKind::Text,
+        Message::Binary(_) => FrameKind::Binary,
+        Message::Ping(_) => FrameKind::Ping,
+        Message::Pong(_) => FrameKind::Pong,
+        Message::Close(_) => FrameKind::Close,
     }
 }

@@ -3,6 +3,79 @@
 
 use std::collections::BTreeMap;
 
+use crate::metrics::histogram::{Histogram, LATENCY_US, SIZE_BYTES};
+
+/// WebSocket frame kinds, the `type` label of the message counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrameKind {
+    Text = 0,
+    Binary = 1,
+    Ping = 2,
+    Pong = 3,
+    Close = 4,
+}
+
+impl FrameKind {
+    pub const ALL: [FrameKind; 5] = [
+        FrameKind::Text,
+        FrameKind::Binary,
+        FrameKind::Ping,
+        FrameKind::Pong,
+        FrameKind::Close,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            FrameKind::Text => "text",
+            FrameKind::Binary => "binary",
+            FrameKind::Ping => "ping",
+            FrameKind::Pong => "pong",
+            FrameKind::Close => "close",
+        }
+    }
+}
+
+/// The shard's latency and size distributions (see docs/operations/METRICS.md).
+#[derive(Clone, Debug)]
+pub struct Histograms {
+    /// TCP accept to the 101 response queued, in microseconds.
+    pub handshake_us: Histogram,
+    /// Client frame handled to its PUBLISH submitted to the router.
+    pub to_router_us: Histogram,
+    /// Router DELIVER handled to the frame submitted to the client.
+    pub to_client_us: Histogram,
+    /// PUBLISH sent to PUBLISH_ACK handled.
+    pub router_rtt_us: Histogram,
+    /// The message's router time (its HLC wall clock) to the frame out.
+    pub delivery_us: Histogram,
+    /// Bytes queued on a connection at each send.
+    pub write_queue_bytes: Histogram,
+}
+
+impl Default for Histograms {
+    fn default() -> Self {
+        Histograms {
+            handshake_us: Histogram::new(&LATENCY_US),
+            to_router_us: Histogram::new(&LATENCY_US),
+            to_client_us: Histogram::new(&LATENCY_US),
+            router_rtt_us: Histogram::new(&LATENCY_US),
+            delivery_us: Histogram::new(&LATENCY_US),
+            write_queue_bytes: Histogram::new(&SIZE_BYTES),
+        }
+    }
+}
+
+impl Histograms {
+    fn merge(&mut self, other: &Histograms) {
+        self.handshake_us.merge(&other.handshake_us);
+        self.to_router_us.merge(&other.to_router_us);
+        self.to_client_us.merge(&other.to_client_us);
+        self.router_rtt_us.merge(&other.router_rtt_us);
+        self.delivery_us.merge(&other.delivery_us);
+        self.write_queue_bytes.merge(&other.write_queue_bytes);
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct ShardStats {
     pub accepted: u64,
@@ -11,6 +84,17 @@ pub struct ShardStats {
     pub upgraded: u64,
     /// Upgrade refusals by HTTP status.
     pub refused_by_status: BTreeMap<u16, u64>,
+    /// Upgrade refusals by HTTP status and reason (the metric's labels).
+    pub refusal_reasons: BTreeMap<(u16, &'static str), u64>,
+    /// Frames received and sent, by [`FrameKind`].
+    pub frames_in: [u64; 5],
+    pub frames_out: [u64; 5],
+    /// Relay: `msg` deliveries dropped, by reason.
+    pub delivery_failures: BTreeMap<&'static str, u64>,
+    /// Relay: `msg` frames queued to clients.
+    pub deliveries_out: u64,
+    /// Latency and size distributions.
+    pub histograms: Histograms,
     /// Closed connections by close code (1006: without a close handshake).
     pub closed_by_code: BTreeMap<u16, u64>,
     /// Protocol errors by the close code they earned.
@@ -62,8 +146,19 @@ pub struct ShardStats {
 }
 
 impl ShardStats {
-    pub fn count_refusal(&mut self, status: u16) {
+    pub fn count_refusal(&mut self, status: u16, reason: &'static str) {
         *self.refused_by_status.entry(status).or_default() += 1;
+        *self.refusal_reasons.entry((status, reason)).or_default() += 1;
+    }
+
+    #[inline]
+    pub fn count_in(&mut self, kind: FrameKind) {
+        self.frames_in[kind as usize] += 1;
+    }
+
+    #[inline]
+    pub fn count_out(&mut self, kind: FrameKind) {
+        self.frames_out[kind as usize] += 1;
     }
 
     pub fn count_close(&mut self, code: u16) {
@@ -89,6 +184,19 @@ impl ShardStats {
                 *into.entry(*key).or_default() += value;
             }
         }
+        for (key, value) in &other.refusal_reasons {
+            *self.refusal_reasons.entry(*key).or_default() += value;
+        }
+        for (key, value) in &other.delivery_failures {
+            *self.delivery_failures.entry(key).or_default() += value;
+        }
+        for (into, from) in self.frames_in.iter_mut().zip(other.frames_in) {
+            *into += from;
+        }
+        for (into, from) in self.frames_out.iter_mut().zip(other.frames_out) {
+            *into += from;
+        }
+        self.histograms.merge(&other.histograms);
         for (key, value) in &other.auth_failures {
             *self.auth_failures.entry(key).or_default() += value;
         }
@@ -134,6 +242,7 @@ impl ShardStats {
             (&mut self.publish_unavailable, other.publish_unavailable),
             (&mut self.deliveries_in, other.deliveries_in),
             (&mut self.router_failures, other.router_failures),
+            (&mut self.deliveries_out, other.deliveries_out),
         ];
         for (into, from) in scalars {
             *into += from;

@@ -65,9 +65,17 @@ impl Gateway {
             NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::write(&path, toml).unwrap();
+        // The admin listener on an ephemeral port (the default 9090 would
+        // collide between tests), unless the test chose one.
+        let admin: &[&str] = if extra.contains(&"--admin") || toml.contains("[admin]") {
+            &[]
+        } else {
+            &["--admin", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringgate"))
             .args(["--listen", "127.0.0.1:0", "--config"])
             .arg(&path)
+            .args(admin)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -108,6 +116,25 @@ impl Gateway {
             address,
             stderr,
             _config: Some(tempfile_path::TempPath(path)),
+        }
+    }
+
+    /// The admin listener's address, from its start-up log line.
+    pub fn admin_address(&self) -> SocketAddr {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let stderr = self.stderr();
+            if let Some(rest) = stderr.split("admin listening on ").nth(1) {
+                let address = rest.split_whitespace().next().unwrap_or("");
+                return address
+                    .parse()
+                    .unwrap_or_else(|_| panic!("admin address {address:?} in {stderr}"));
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no admin listener in the log: {stderr}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

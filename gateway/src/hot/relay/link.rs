@@ -55,11 +55,26 @@ pub struct Link {
     pub failures: u32,
     /// The router's largest accepted body.
     pub max_body_bytes: u32,
+    /// Publishes sent on this link and not yet acknowledged (the router
+    /// buffer depth metric).
+    pub in_flight: u32,
 }
 
 /// First and largest reconnect delays.
 pub const BACKOFF_FIRST_MS: u64 = 100;
 pub const BACKOFF_MAX_MS: u64 = 5_000;
+
+impl LinkState {
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkState::Backoff => "backoff",
+            LinkState::Connecting => "connecting",
+            LinkState::Hello => "hello",
+            LinkState::Up => "up",
+            LinkState::Closing => "closing",
+        }
+    }
+}
 
 impl Link {
     pub fn new(router: RouterId, address: SocketAddr) -> Link {
@@ -81,6 +96,7 @@ impl Link {
             state_tick: 0,
             failures: 0,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            in_flight: 0,
         }
     }
 

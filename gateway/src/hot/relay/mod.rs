@@ -34,6 +34,7 @@ use crate::log;
 
 use super::conn::Phase;
 use super::shard::Core;
+use super::stats::FrameKind;
 use link::{Link, LinkState};
 use topics::{Change, Subscriber, Topics};
 
@@ -60,10 +61,13 @@ pub struct RouterAddress {
     pub address: SocketAddr,
 }
 
-/// A publish waiting for its PUBLISH_ACK: who asked, under which client id.
+/// A publish waiting for its PUBLISH_ACK: who asked, under which client id,
+/// on which link and when it was sent (the router round-trip metric).
 struct Pending {
     slot: u32,
     generation: u32,
+    sent_us: u64,
+    link: u8,
     id_len: u8,
     id: [u8; 128],
 }
@@ -116,6 +120,10 @@ impl Relay {
         })
     }
 
+    pub fn shardmap_epoch(&self) -> u64 {
+        self.map.epoch()
+    }
+
     fn link_of_topic(&self, topic: &str) -> Option<usize> {
         let router = self.map.route(topic.as_bytes())?;
         self.links.iter().position(|link| link.router == router)
@@ -134,7 +142,14 @@ impl Relay {
         self.next_request
     }
 
-    fn insert_pending(&mut self, slot: u32, generation: u32, id: &str) -> Option<u64> {
+    fn insert_pending(
+        &mut self,
+        slot: u32,
+        generation: u32,
+        id: &str,
+        link: usize,
+        sent_us: u64,
+    ) -> Option<u64> {
         let index = match self.pending_free.pop() {
             Some(index) => index as usize,
             None if self.pending.len() < MAX_PENDING => {
@@ -147,6 +162,8 @@ impl Relay {
         let mut entry = Pending {
             slot,
             generation,
+            sent_us,
+            link: link as u8,
             id_len: id.len() as u8,
             id: [0; 128],
         };
@@ -232,6 +249,7 @@ impl Core {
         let conn = &mut self.conns[slot];
         write_frame(conn.output.writer(&mut self.pool), OpCode::Text, json, None);
         self.stats.messages_out += 1;
+        self.stats.count_out(FrameKind::Text);
         self.mark_dirty(slot);
         self.enforce_write_queue(slot);
     }
@@ -328,7 +346,10 @@ impl Core {
             self.stats.publish_unavailable += 1;
             return self.reply_error(slot, &unavailable(100, "router_busy"));
         }
-        let Some(publish_id) = relay.insert_pending(slot as u32, generation, id) else {
+        let sent_us = self.clock_us;
+        let Some(publish_id) =
+            relay.insert_pending(slot as u32, generation, id, link_index, sent_us)
+        else {
             self.stats.publish_unavailable += 1;
             return self.reply_error(slot, &unavailable(100, "too_many_pending"));
         };
@@ -358,7 +379,9 @@ impl Core {
         match protocol::encode(&frame, &mut link.output) {
             Ok(length) => {
                 let _ = link.publish_credit.spend(length);
+                link.in_flight += 1;
                 self.stats.publishes += 1;
+                self.routed_to_router += 1;
                 self.mark_link_dirty(link_index);
             }
             Err(error) => {
@@ -615,6 +638,11 @@ impl Core {
         let Some(pending) = self.relay().take_pending(ack.publish_id) else {
             return;
         };
+        let rtt_us = self.clock_us.saturating_sub(pending.sent_us);
+        self.stats.histograms.router_rtt_us.observe(rtt_us);
+        if let Some(link) = self.relay().links.get_mut(usize::from(pending.link)) {
+            link.in_flight = link.in_flight.saturating_sub(1);
+        }
         let slot = pending.slot as usize;
         if self
             .conns
@@ -699,18 +727,34 @@ impl Core {
             Target::Connection(_) => {}
         }
         self.stats.deliveries_in += 1;
+        let age_us = self
+            .wall_clock_ms()
+            .saturating_sub(deliver.message_id.hlc.wall_ms())
+            * 1_000;
         for &recipient in &recipients {
             let slot = recipient.slot as usize;
             let Some(conn) = self.conns.get_mut(slot) else {
                 continue;
             };
             if conn.generation != recipient.generation || conn.phase != Phase::Open {
+                *self.stats.delivery_failures.entry("closed").or_default() += 1;
                 continue;
             }
             conn.output.push_shared(Rc::clone(&shared), &mut self.pool);
             self.stats.messages_out += 1;
+            self.stats.count_out(FrameKind::Text);
             self.mark_dirty(slot);
-            self.enforce_write_queue(slot);
+            if self.enforce_write_queue(slot) {
+                *self
+                    .stats
+                    .delivery_failures
+                    .entry("slow_consumer")
+                    .or_default() += 1;
+            } else {
+                self.stats.deliveries_out += 1;
+                self.routed_to_client += 1;
+                self.stats.histograms.delivery_us.observe(age_us);
+            }
         }
         self.relay().recipients = recipients;
     }
@@ -892,7 +936,7 @@ impl Core {
         }
         self.stats.router_failures += 1;
         self.link_close_if_done(index);
-        self.fail_pending();
+        self.fail_pending(index);
     }
 
     /// Closes a failed link's socket once no operation uses it, and starts
@@ -913,15 +957,16 @@ impl Core {
     /// Publishes waiting on a failed link will never be acknowledged: answer
     /// them `unavailable` (the client may retry with the same id; the router
     /// de-duplicates if the first attempt did get through).
-    ///
-    /// Pending entries do not record their link, so every pending publish is
-    /// answered when any link fails: a spurious `unavailable` is safe, since
-    /// clients retry with the same id and the router de-duplicates.
-    fn fail_pending(&mut self) {
+    fn fail_pending(&mut self, link: usize) {
         let relay = self.relay();
+        relay.links[link].in_flight = 0;
         let mut failed = Vec::new();
         for index in 0..relay.pending.len() {
-            if let Some(pending) = relay.pending[index].take() {
+            if relay.pending[index]
+                .as_ref()
+                .is_some_and(|pending| usize::from(pending.link) == link)
+            {
+                let pending = relay.pending[index].take().expect("checked above");
                 relay.pending_free.push(index as u32);
                 failed.push(pending);
             }
@@ -1085,15 +1130,15 @@ mod tests {
             }],
         )
         .unwrap();
-        let first = relay.insert_pending(4, 1, "a").unwrap();
+        let first = relay.insert_pending(4, 1, "a", 0, 0).unwrap();
         assert!(relay.take_pending(first).is_some());
         assert!(relay.take_pending(first).is_none(), "acked twice");
-        let second = relay.insert_pending(4, 1, "b").unwrap();
+        let second = relay.insert_pending(4, 1, "b", 0, 0).unwrap();
         assert_ne!(first, second, "a reused entry has a new generation");
         assert!(relay.take_pending(first).is_none());
         for n in 0..MAX_PENDING - 1 {
-            relay.insert_pending(1, 1, &n.to_string()).unwrap();
+            relay.insert_pending(1, 1, &n.to_string(), 0, 0).unwrap();
         }
-        assert!(relay.insert_pending(1, 1, "full").is_none());
+        assert!(relay.insert_pending(1, 1, "full", 0, 0).is_none());
     }
 }
