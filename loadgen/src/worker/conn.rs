@@ -72,12 +72,16 @@ impl Conn {
             out.clear();
             return self.flush_pending();
         }
-        let written = write_some(self.stream.as_ref(), out)?;
-        if written < out.len() {
+        // `out` is emptied even on error: it is shared by the thread's
+        // connections, and stale bytes must not go to the next one.
+        let written = write_some(self.stream.as_ref(), out);
+        if let Ok(written) = written
+            && written < out.len()
+        {
             self.pending.extend_from_slice(&out[written..]);
         }
         out.clear();
-        Ok(())
+        written.map(|_| ())
     }
 
     /// Writes queued bytes; call when the socket turns writable.
