@@ -11,6 +11,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+use crate::attack::AttackArgs;
+use crate::churn::ChurnArgs;
 use crate::pubsub::topics::{Distribution, TOPICS_MAX};
 use crate::pubsub::wire::{DATA_MAX_BYTES, DATA_MIN_BYTES};
 use crate::source::{parse_cpus, parse_sources};
@@ -35,6 +37,10 @@ pub enum Scenario {
     Connect(ConnectArgs),
     /// U users subscribed to topics publish at a total rate; delivery latency, loss, duplicates.
     Pubsub(PubSubArgs),
+    /// Hold N connections, close and reopen R per second (or all at once: --storm).
+    Churn(ChurnArgs),
+    /// Hostile clients (slowloris, trickle, nonreader, oversized, flood) and how the server answers.
+    Attack(AttackArgs),
 }
 
 impl Scenario {
@@ -43,6 +49,8 @@ impl Scenario {
             Scenario::Echo(_) => "echo",
             Scenario::Connect(_) => "connect",
             Scenario::Pubsub(_) => "pubsub",
+            Scenario::Churn(_) => "churn",
+            Scenario::Attack(_) => "attack",
         }
     }
 
@@ -51,6 +59,8 @@ impl Scenario {
             Scenario::Echo(a) => &a.common,
             Scenario::Connect(a) => &a.common,
             Scenario::Pubsub(a) => &a.common,
+            Scenario::Churn(a) => &a.common,
+            Scenario::Attack(a) => &a.common,
         }
     }
 
@@ -59,6 +69,8 @@ impl Scenario {
             Scenario::Echo(a) => a.conns,
             Scenario::Connect(a) => a.conns,
             Scenario::Pubsub(a) => a.users,
+            Scenario::Churn(a) => a.conns,
+            Scenario::Attack(a) => a.total_attackers(),
         }
     }
 }
@@ -359,6 +371,8 @@ pub fn validate(scenario: &Scenario) -> Result<(), String> {
             }
         }
         Scenario::Pubsub(pubsub) => validate_pubsub(pubsub)?,
+        Scenario::Churn(churn) => crate::churn::validate(churn)?,
+        Scenario::Attack(attack) => crate::attack::validate(attack)?,
     }
     Ok(())
 }

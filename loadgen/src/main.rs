@@ -6,7 +6,9 @@
 //! connections a server holds and what each costs it) or `pubsub` (users
 //! subscribed to topics and publishing through a ringgate relay: delivery
 //! latency from the intended publish, expected against delivered, loss,
-//! duplicates and reordering). It reports
+//! duplicates and reordering), `churn` (connections closed and reopened
+//! at a rate, or all at once: reconnect storms) or `attack` (hostile
+//! clients of the server's defenses, and what it answered). It reports
 //! HdrHistogram percentiles, errors by reason, its own CPU per message and
 //! the server's (from /proc), as a summary table and as JSON.
 //!
@@ -20,11 +22,15 @@
 //! Layout: `cli` (flags), `run` (coordinator), `procs` (worker processes),
 //! `worker/` (hot path: per-thread event loop and connection state),
 //! `schedule`/`stamp` (open-loop timing), `pubsub/` (the pubsub scenario's
-//! pure parts), `stats`/`report` (results).
+//! pure parts), `churn` and `attack/` (those scenarios' flags, counts and
+//! report; churn's loop part is `worker/thread/churn.rs`, attack runs its
+//! own loop), `stats`/`report` (results).
 
 // The two libc calls in `sys` are the crate's only unsafe code.
 #![deny(unsafe_code)]
 
+mod attack;
+mod churn;
 mod cli;
 mod hints;
 mod procs;

@@ -38,6 +38,12 @@ pub struct Results {
     /// Only in the pubsub scenario.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pubsub: Option<PubSubResult>,
+    /// Only in the churn scenario.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub churn: Option<crate::churn::ChurnResult>,
+    /// Only in the attack scenario.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attack: Option<crate::attack::AttackResult>,
 }
 
 /// The pubsub scenario's figures (docs/LOADGEN.md names each).
@@ -233,6 +239,15 @@ pub fn build(facts: RunFacts) -> Report {
         .map(|s| server_result(s, facts.servers.len(), messages, window_us))
         .collect();
     let pubsub = (facts.scenario == "pubsub").then(|| pubsub_result(&facts.totals, window_s));
+    let churn = (facts.scenario == "churn").then(|| {
+        crate::churn::result(
+            &facts.params,
+            &facts.totals.churn,
+            counts.held_at_end,
+            window_s,
+        )
+    });
+    let attack = (facts.scenario == "attack").then(|| crate::attack::result(&facts.totals.attack));
     let connect_span_s = counts
         .last_connect_ns
         .saturating_sub(counts.first_attempt_ns) as f64
@@ -281,6 +296,8 @@ pub fn build(facts: RunFacts) -> Report {
             threads: facts.threads,
             conn_state_bytes: facts.conn_state_bytes,
             pubsub,
+            churn,
+            attack,
         },
     }
 }
@@ -372,6 +389,10 @@ pub fn summary(report: &Report) -> String {
         );
     } else if let Some(p) = &r.pubsub {
         pubsub_summary(&mut s, p);
+    } else if let Some(c) = &r.churn {
+        crate::churn::summary(&mut s, c);
+    } else if let Some(a) = &r.attack {
+        crate::attack::summary(&mut s, a);
     } else if c.pings_sent > 0 {
         let _ = writeln!(
             s,

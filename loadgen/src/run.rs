@@ -95,6 +95,8 @@ impl Workers {
 /// Prints a progress line each second on stderr (unless quiet).
 struct Ticker {
     quiet: bool,
+    /// churn: the rate column counts completed handshakes, not messages.
+    count_connects: bool,
     begun_ns: u64,
     next_ns: u64,
     last_ns: u64,
@@ -102,10 +104,11 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn new(quiet: bool) -> Ticker {
+    fn new(quiet: bool, count_connects: bool) -> Ticker {
         let now = now_ns();
         Ticker {
             quiet,
+            count_connects,
             begun_ns: now,
             next_ns: now + PROGRESS_EVERY_NS,
             last_ns: now,
@@ -122,9 +125,14 @@ impl Ticker {
         let progress = workers.progress();
         let interval = workers.take_interval();
         let seconds = (now - self.last_ns) as f64 / 1e9;
-        let rate = progress.received.saturating_sub(self.last_received) as f64 / seconds;
+        let (counted, label) = if self.count_connects {
+            (progress.connects_ok, "connects/s")
+        } else {
+            (progress.received, "msgs/s")
+        };
+        let rate = counted.saturating_sub(self.last_received) as f64 / seconds;
         self.last_ns = now;
-        self.last_received = progress.received;
+        self.last_received = counted;
         if self.quiet {
             return;
         }
@@ -134,7 +142,7 @@ impl Ticker {
             format!("{}us", interval.value_at_quantile(0.99))
         };
         eprintln!(
-            "[{:6.1}s] {stage:<10} open {:>8}  connects ok {:>8} failed {:>6}  msgs/s {:>10.0}  errors {:>6}  p99 {p99}",
+            "[{:6.1}s] {stage:<10} open {:>8}  connects ok {:>8} failed {:>6}  {label} {:>10.0}  errors {:>6}  p99 {p99}",
             (now - self.begun_ns) as f64 / 1e9,
             progress.open,
             progress.connects_ok,
@@ -210,7 +218,8 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
         let plans = thread_plans(scenario, ChildSlot { index: 0, count: 1 }, !common.quiet);
         Workers::Local(LocalWorkers::start(plans).context("cannot start worker threads")?)
     };
-    let mut ticker = Ticker::new(common.quiet);
+    let churn = matches!(scenario, Scenario::Churn(_));
+    let mut ticker = Ticker::new(common.quiet, churn);
     wait_for_connections(scenario, &mut workers, &mut ticker);
     let open_now = workers.progress().open;
     for server in &mut servers {
@@ -226,6 +235,8 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
     let (warm, hot) = match scenario {
         Scenario::Echo(_) | Scenario::Pubsub(_) => ("warmup", "measuring"),
         Scenario::Connect(_) => ("holding", "holding"),
+        Scenario::Churn(_) => ("holding", "churning"),
+        Scenario::Attack(_) => ("baseline", "attacking"),
     };
     ticker.wait_until(&mut workers, window.start_ns, warm);
     sample_servers(&mut servers, |s| &mut s.window_start);
@@ -307,6 +318,8 @@ fn window_from(scenario: &Scenario, go_ns: u64) -> Window {
                 drain_end_ns: end_ns + pubsub.drain.as_ns(),
             }
         }
+        Scenario::Churn(churn) => crate::churn::window(churn, go_ns),
+        Scenario::Attack(attack) => crate::attack::window(attack, go_ns),
         Scenario::Connect(connect) => {
             let end_ns = go_ns + connect.hold.as_ns();
             let drain_ns = if connect.ping_interval.is_some() {
@@ -330,6 +343,8 @@ fn scenario_params(scenario: &Scenario) -> serde_json::Value {
         Scenario::Echo(a) => serde_json::to_value(a),
         Scenario::Connect(a) => serde_json::to_value(a),
         Scenario::Pubsub(a) => serde_json::to_value(a),
+        Scenario::Churn(a) => serde_json::to_value(a),
+        Scenario::Attack(a) => serde_json::to_value(a),
     }
     .unwrap_or(serde_json::Value::Null)
 }

@@ -13,6 +13,8 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use serde::{Deserialize, Serialize};
 
+use crate::attack::AttackTotals;
+use crate::churn::ChurnTotals;
 use crate::pubsub::accounting::{PubSubCounts, TopicTable, WireTopics};
 use crate::sys::CpuTime;
 
@@ -183,6 +185,8 @@ pub struct Totals {
     pub pubsub: PubSubCounts,
     /// pubsub: per-topic publish, subscriber and delivery counts (empty otherwise).
     pub topics: TopicTable,
+    pub churn: ChurnTotals,
+    pub attack: AttackTotals,
 }
 
 /// The scalar part of `Totals`.
@@ -245,6 +249,8 @@ impl Default for Totals {
             cpu: CpuTime::default(),
             pubsub: PubSubCounts::default(),
             topics: TopicTable::default(),
+            churn: ChurnTotals::default(),
+            attack: AttackTotals::default(),
         }
     }
 }
@@ -266,6 +272,8 @@ impl Totals {
         self.cpu.add(other.cpu);
         self.pubsub.merge(&other.pubsub);
         self.topics.merge(&other.topics);
+        self.churn.merge(&other.churn);
+        self.attack.merge(&other.attack);
     }
 
     pub fn to_wire(&self) -> WireTotals {
@@ -278,6 +286,8 @@ impl Totals {
             cpu: self.cpu,
             pubsub: self.pubsub,
             topics: self.topics.to_wire(),
+            churn: self.churn.clone(),
+            attack: self.attack.clone(),
         }
     }
 
@@ -291,6 +301,8 @@ impl Totals {
             cpu: wire.cpu,
             pubsub: wire.pubsub,
             topics: TopicTable::from_wire(&wire.topics)?,
+            churn: wire.churn.clone(),
+            attack: wire.attack.clone(),
         })
     }
 }
@@ -312,6 +324,40 @@ pub struct WireTotals {
     pub cpu: CpuTime,
     pub pubsub: PubSubCounts,
     pub topics: WireTopics,
+    pub churn: ChurnTotals,
+    pub attack: AttackTotals,
+}
+
+/// A histogram that travels as base64 HdrHistogram V2 (for the churn and
+/// attack counts, which derive serde).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hist(pub Histogram<u64>);
+
+impl Default for Hist {
+    fn default() -> Self {
+        Hist(new_histogram())
+    }
+}
+
+impl Hist {
+    pub fn merge(&mut self, other: &Hist) {
+        self.0.add(&other.0).expect("histograms share bounds");
+    }
+}
+
+impl Serialize for Hist {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&histogram_to_base64(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hist {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        histogram_from_base64(&text)
+            .map(Hist)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 pub fn histogram_to_base64(histogram: &Histogram<u64>) -> String {

@@ -5,150 +5,38 @@
 //! The gateway binary is looked for beside loadgen's (same target directory
 //! and profile) and built with `cargo build -p ringgate` if it is missing.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::{Gateway, run_loadgen, start_gateway, u};
 use serde_json::Value;
 
 /// The embedded router refuses publishes for its first 3 s (its claim
 /// grace: backends may still be attaching); wait that out.
 const ROUTER_GRACE: Duration = Duration::from_millis(3_300);
-const BUILD_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// The gateway process; killed (by its own handle) when the test ends.
-struct Gateway {
-    child: Child,
-    url: String,
-    started: Instant,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn loadgen() -> &'static str {
-    env!("CARGO_BIN_EXE_ringgate-loadgen")
-}
-
-/// `ringgate` beside the loadgen binary, built if missing.
-fn gateway_binary() -> PathBuf {
-    let profile_dir = Path::new(loadgen())
-        .parent()
-        .expect("binary has a directory");
-    let binary = profile_dir.join("ringgate");
-    if binary.exists() {
-        return binary;
-    }
-    let target_dir = profile_dir.parent().expect("profile dir has a parent");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "-p", "ringgate"])
-        .env("CARGO_TARGET_DIR", target_dir);
-    if profile_dir
-        .file_name()
-        .is_some_and(|name| name == "release")
-    {
-        build.arg("--release");
-    }
-    let mut child = build.spawn().expect("cargo runs");
-    let deadline = Instant::now() + BUILD_TIMEOUT;
-    loop {
-        if let Some(status) = child.try_wait().expect("cargo is waitable") {
-            assert!(status.success(), "cargo build -p ringgate failed: {status}");
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("cargo build -p ringgate took longer than {BUILD_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(binary.exists(), "no {} after the build", binary.display());
-    binary
-}
-
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ringgate-loadgen-pubsub-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Starts `ringgate --shards 1` on a free loopback port, loopback exempt
-/// from the per-IP limits, and reads the port from its first stdout line.
-fn start_gateway() -> Gateway {
-    let config = temp_dir().join("gateway.toml");
-    // Loopback load: per-IP limits exempt; per-user rates off (each
-    // publisher sends above the 100/min default).
-    std::fs::write(
-        &config,
-        "[limits.per_ip]\nexempt = [\"127.0.0.0/8\"]\n[limits.per_user]\nmessages_per_minute = 0\n\
-         messages_per_hour = 0\nrepeated_content_max = 0\n[limits.per_topic]\nmessages_per_minute = 0\n",
-    )
-    .unwrap();
-    let mut child = Command::new(gateway_binary())
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--shards",
-            "1",
-            "--admin",
-            "off",
-            "--config",
-        ])
-        .arg(&config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("gateway starts");
-    let started = Instant::now();
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("gateway prints its address");
-    let address = line
-        .trim()
-        .strip_prefix("ringgate listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    Gateway {
-        child,
-        url: format!("ws://{address}/"),
-        started,
-    }
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a u64: {v}"))
-}
+/// Loopback load: per-IP limits exempt; per-user rates off (each
+/// publisher sends above the 100/min default).
+const CONFIG: &str = "[limits.per_ip]\nexempt = [\"127.0.0.0/8\"]\n[limits.per_user]\nmessages_per_minute = 0\n\
+         messages_per_hour = 0\nrepeated_content_max = 0\n[limits.per_topic]\nmessages_per_minute = 0\n";
 
 fn run_pubsub(gateway: &Gateway, extra: &[&str]) -> Value {
     std::thread::sleep(ROUTER_GRACE.saturating_sub(gateway.started.elapsed()));
-    let json = temp_dir().join(format!("pubsub-{}.json", extra.len()));
-    let output = Command::new(loadgen())
-        .args(["pubsub", "--url", &gateway.url])
-        .args(["--users", "50", "--topics", "20", "--subs-per-user", "2"])
-        .args(["--rate", "200/s", "--warmup", "500ms", "--duration", "2s"])
-        .args(["--drain", "1s", "--quiet", "--json"])
-        .arg(&json)
-        .args(extra)
-        .output()
-        .expect("loadgen runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "loadgen failed: {}\n{stdout}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!("{stdout}");
-    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+    let mut args = vec!["pubsub", "--url", &gateway.url];
+    args.extend([
+        "--users",
+        "50",
+        "--topics",
+        "20",
+        "--subs-per-user",
+        "2",
+        "--rate",
+        "200/s",
+    ]);
+    args.extend(["--warmup", "500ms", "--duration", "2s", "--drain", "1s"]);
+    args.extend_from_slice(extra);
+    run_loadgen(&format!("pubsub-{}", extra.len()), &args)
 }
 
 fn check_clean_run(report: &Value) {
@@ -179,7 +67,7 @@ fn check_clean_run(report: &Value) {
 
 #[test]
 fn pubsub_against_the_gateway_loses_nothing() {
-    let gateway = start_gateway();
+    let gateway = start_gateway(&[], CONFIG);
     let report = run_pubsub(&gateway, &[]);
     check_clean_run(&report);
 

@@ -247,7 +247,7 @@ impl Engine {
         self.outstanding_total += 1;
     }
 
-    fn next_mask(&mut self) -> [u8; 4] {
+    pub fn next_mask(&mut self) -> [u8; 4] {
         // xorshift64: masks need only be unpredictable to caches, not to attackers.
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;

@@ -9,7 +9,7 @@ pub mod conn;
 pub mod control;
 pub mod engine;
 pub mod pubsub;
-mod socket;
+pub mod socket;
 pub mod thread;
 
 use std::net::IpAddr;
@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 
 use hdrhistogram::Histogram;
 
+use crate::attack::AttackPlan;
 use crate::cli::{ChildSlot, PubSubArgs, Scenario};
 use crate::pubsub::topics::{self, Ownership, Progression};
 use crate::source::{parse_cpus, parse_sources, share, slice_for_process};
@@ -57,6 +58,8 @@ pub fn thread_plans(scenario: &Scenario, slot: ChildSlot, track_interval: bool) 
             let conns = share(process_conns, threads, t);
             let fraction = conns as f64 / total_conns as f64;
             let mut pubsub = None;
+            let mut churn = None;
+            let mut attack = None;
             let (traffic, connect_rate, size, binary) = match scenario {
                 Scenario::Echo(echo) => {
                     let traffic = match (echo.rate, echo.inflight) {
@@ -90,6 +93,14 @@ pub fn thread_plans(scenario: &Scenario, slot: ChildSlot, track_interval: bool) 
                     pubsub = Some(plan);
                     (traffic, 0.0, 0, false)
                 }
+                Scenario::Churn(args) => {
+                    churn = Some(crate::churn::ChurnPlan::of(args, fraction));
+                    (Traffic::Idle, 0.0, 0, false)
+                }
+                Scenario::Attack(args) => {
+                    attack = Some(AttackPlan::of(args, slot, t, threads, conns));
+                    (Traffic::Idle, 0.0, 0, false)
+                }
             };
             ThreadPlan {
                 target: common.url.addr,
@@ -109,6 +120,8 @@ pub fn thread_plans(scenario: &Scenario, slot: ChildSlot, track_interval: bool) 
                 binary,
                 track_interval,
                 pubsub,
+                churn,
+                attack,
             }
         })
         .collect()

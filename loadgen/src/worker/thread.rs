@@ -19,11 +19,14 @@ use ringgate_wscodec::{
 };
 use std::os::fd::AsRawFd;
 
+mod churn;
+
 use super::conn::{Conn, Phase};
 use super::control::{Control, Window};
 use super::engine::{Engine, Traffic};
 use super::pubsub::{PubSub, PubSubPlan};
 use super::socket::{connect_socket, read_once, ws_key};
+use crate::churn::ChurnPlan;
 use crate::schedule::{Schedule, due_for_conn, latency_us, seq_of};
 use crate::stats::{ErrorReason, Totals};
 use crate::sys::{self, Timer, now_ns};
@@ -69,6 +72,10 @@ pub struct ThreadPlan {
     pub track_interval: bool,
     /// The pubsub scenario's part for this thread.
     pub pubsub: Option<PubSubPlan>,
+    /// The churn scenario's part for this thread.
+    pub churn: Option<ChurnPlan>,
+    /// The attack scenario's part (the thread runs `attack::thread` instead).
+    pub attack: Option<crate::attack::AttackPlan>,
 }
 
 /// Runs one thread's share to completion and returns what it counted.
@@ -77,6 +84,9 @@ pub fn run(plan: ThreadPlan, control: Arc<Control>) -> Totals {
         && let Err(e) = sys::pin_current_thread(cpu)
     {
         eprintln!("loadgen: cannot pin thread to CPU {cpu}: {e}");
+    }
+    if plan.attack.is_some() {
+        return crate::attack::thread::run(plan, control);
     }
     let mut worker = match Worker::new(plan, Arc::clone(&control)) {
         Ok(worker) => worker,
@@ -122,6 +132,7 @@ struct Worker {
     /// pubsub: subscriptions unanswered at this time have failed (set once
     /// every connection is open or failed).
     subscribe_deadline_ns: Option<u64>,
+    churn: Option<churn::ChurnState>,
 }
 
 impl Worker {
@@ -147,7 +158,9 @@ impl Worker {
             .pubsub
             .clone()
             .map(|p| Box::new(PubSub::new(p, plan.conns)));
+        let churn = plan.churn.map(churn::ChurnState::new);
         Ok(Worker {
+            churn,
             plan,
             control,
             poll,
@@ -223,6 +236,8 @@ impl Worker {
                     }
                     let next_send = if self.engine.pubsub.is_some() {
                         self.publish_due(now)
+                    } else if self.churn.is_some() {
+                        self.churn_due(now)
                     } else {
                         self.send_due(now)
                     };
@@ -233,7 +248,9 @@ impl Worker {
                     // pubsub waits the whole drain: deliveries of its
                     // publishes may still be on their way to other
                     // threads and processes, and theirs to it.
-                    let done = self.engine.outstanding_total == 0 && self.engine.pubsub.is_none();
+                    let done = self.engine.outstanding_total == 0
+                        && self.engine.pubsub.is_none()
+                        && self.pending == 0;
                     if done || now >= window.drain_end_ns {
                         break;
                     }
@@ -525,8 +542,11 @@ impl Worker {
         counts.last_connect_ns = now;
         let handshake_us = latency_us(conn.started_ns, now);
         engine.totals.handshake.saturating_record(handshake_us);
-        if engine.track_interval && engine.window.is_none() {
-            // Before traffic starts, the progress line's p99 is the handshake's.
+        if let Some(churn) = self.churn.as_mut() {
+            churn.on_open(conn.started_ns, handshake_us);
+        }
+        if engine.track_interval && (engine.window.is_none() || self.churn.is_some()) {
+            // Before traffic starts (and in churn), the progress line's p99 is the handshake's.
             engine.interval.saturating_record(handshake_us);
         }
         engine.delta.connects_ok += 1;
@@ -614,6 +634,7 @@ impl Worker {
     /// Traffic starts: warmup (echo) or hold (connect) begins.
     fn begin(&mut self, window: Window, now: u64) {
         self.engine.window = Some(window);
+        self.begin_churn(window);
         let conns = self.conns.len() as u64;
         match self.engine.traffic {
             Traffic::Idle => {}
@@ -736,6 +757,9 @@ impl Worker {
                 self.pending -= 1;
                 engine.totals.counts.connects_failed += 1;
                 engine.delta.connects_failed += 1;
+                if let Some(churn) = self.churn.as_mut() {
+                    churn.on_connect_failed(conn.started_ns, reason);
+                }
             }
             Phase::Idle | Phase::Closed => {}
         }
@@ -763,6 +787,9 @@ impl Worker {
                     engine.totals.counts.connects_failed += 1;
                     engine.delta.connects_failed += 1;
                     *engine.errors.entry(ErrorReason::Timeout).or_default() += 1;
+                    if let Some(churn) = self.churn.as_mut() {
+                        churn.on_connect_failed(conn.started_ns, ErrorReason::Timeout);
+                    }
                 }
                 Phase::Idle | Phase::Closed => {}
             }
@@ -779,6 +806,9 @@ impl Worker {
             totals.pubsub = pubsub.counts;
             totals.topics = pubsub.table;
             totals.ack_latency = pubsub.ack_latency;
+        }
+        if let Some(churn) = self.churn.take() {
+            totals.churn = churn.totals;
         }
         totals
     }
