@@ -47,7 +47,20 @@ pub fn spawn(
     control: Arc<Control>,
     info: StatusInfo,
 ) -> io::Result<SocketAddr> {
-    let listener = TcpListener::bind(address)?;
+    // SO_REUSEPORT, like the client listener: during a zero-downtime
+    // upgrade the new process binds the same admin address while the old
+    // one drains (docs/OPERATIONS.md). A port held by anything else still
+    // fails start-up.
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(address),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(64)?;
+    let listener: TcpListener = socket.into();
     let bound = listener.local_addr()?;
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Exporter {
