@@ -97,6 +97,8 @@ fn check_against_serde_json(data: &[u8], lax: &Result<Request<'_>, ParseError<'_
             }
             let hops = value.get("hops").and_then(Value::as_bool).unwrap_or(false);
             assert_eq!(publish.hops, hops);
+            let sent_us = value.get("sent_us").and_then(Value::as_u64);
+            assert_eq!(publish.sent_us, sent_us);
         }
         Request::Subscribe(subscription) | Request::Unsubscribe(subscription) => {
             assert!(value["op"] == "sub" || value["op"] == "unsub");

@@ -379,6 +379,124 @@ fn the_single_host_default_is_a_working_relay_across_shards() {
     }
 }
 
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+/// A delivery's hops as (stage, ts_us), checked to be in time order.
+fn hop_list(delivery: &Value) -> Vec<(String, u64)> {
+    let hops: Vec<(String, u64)> = delivery["hops"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no hops: {delivery}"))
+        .iter()
+        .map(|hop| {
+            (
+                hop["stage"].as_str().unwrap().to_string(),
+                hop["ts_us"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    for pair in hops.windows(2) {
+        assert!(pair[0].1 <= pair[1].1, "hops out of order: {hops:?}");
+    }
+    hops
+}
+
+#[test]
+fn traced_publishes_show_every_hop_and_untraced_ones_none() {
+    let gateway = Gateway::launch("", &["--shards", "2"]);
+    wait_until_routed(&gateway);
+    let mut reader = gateway.connect();
+    subscribe(&mut reader, "trace.room");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut writer = gateway.connect();
+
+    // Hops with the client's send time and no trace: the gateway names it.
+    let sent_us = now_us();
+    send_json(
+        &mut writer,
+        json!({"op": "pub", "topic": "trace.room", "id": "t1", "data": 1, "hops": true, "sent_us": sent_us}),
+    );
+    assert_eq!(expect_op(&mut writer, "ack", &mut Vec::new())["id"], "t1");
+    let delivery = expect_op(&mut reader, "msg", &mut Vec::new());
+    let received_us = now_us();
+    let generated = delivery["trace"].as_str().unwrap();
+    assert!(generated.starts_with('g'), "{delivery}");
+    let hops = hop_list(&delivery);
+    let stages: Vec<&str> = hops.iter().map(|(stage, _)| stage.as_str()).collect();
+    assert_eq!(
+        stages,
+        [
+            "client_send",
+            "gateway_in",
+            "router_in",
+            "router_out",
+            "gateway_out"
+        ]
+    );
+    assert_eq!(hops[0].1, sent_us);
+    let gateway_out = hops[4].1;
+    assert!(gateway_out <= received_us, "{hops:?} after {received_us}");
+    assert!(received_us - sent_us < 5_000_000, "{hops:?}");
+    let mut previous = sent_us;
+    let breakdown: Vec<String> = hops
+        .iter()
+        .map(|(stage, ts_us)| {
+            let step = ts_us - previous;
+            previous = *ts_us;
+            format!("{stage} +{step}us")
+        })
+        .collect();
+    eprintln!(
+        "{delivery}\nbreakdown: {} recipient +{}us",
+        breakdown.join(" "),
+        received_us - gateway_out
+    );
+
+    // The client's trace is kept; no send time, no `client_send`.
+    send_json(
+        &mut writer,
+        json!({"op": "pub", "topic": "trace.room", "id": "t2", "data": 2, "hops": true, "trace": "mine-1"}),
+    );
+    let delivery = expect_op(&mut reader, "msg", &mut Vec::new());
+    assert_eq!(delivery["trace"], "mine-1");
+    let stages: Vec<String> = hop_list(&delivery).into_iter().map(|hop| hop.0).collect();
+    assert_eq!(
+        stages,
+        ["gateway_in", "router_in", "router_out", "gateway_out"]
+    );
+
+    // A second generated id differs from the first.
+    send_json(
+        &mut writer,
+        json!({"op": "pub", "topic": "trace.room", "id": "t3", "data": 3, "hops": true}),
+    );
+    let delivery = expect_op(&mut reader, "msg", &mut Vec::new());
+    assert_ne!(delivery["trace"].as_str().unwrap(), generated);
+
+    // Untraced: no hops and no trace; `sent_us` alone asks for nothing.
+    send_json(
+        &mut writer,
+        json!({"op": "pub", "topic": "trace.room", "id": "t4", "data": 4, "sent_us": sent_us}),
+    );
+    let delivery = expect_op(&mut reader, "msg", &mut Vec::new());
+    assert_eq!(delivery["id"], "t4");
+    assert!(delivery.get("hops").is_none(), "{delivery}");
+    assert!(delivery.get("trace").is_none(), "{delivery}");
+
+    // A bad send time is a bad_request, and nothing is delivered.
+    send_json(
+        &mut writer,
+        json!({"op": "pub", "topic": "trace.room", "id": "t5", "data": 5, "hops": true, "sent_us": -1}),
+    );
+    let answer = expect_op(&mut writer, "err", &mut Vec::new());
+    assert_eq!(answer["reason"], "invalid_sent_us", "{answer}");
+    assert!(reader.stays_quiet(Duration::from_millis(200)));
+}
+
 mod backend {
     //! The same layout with a backend attached through the SDK.
     use super::*;
@@ -511,6 +629,64 @@ mod backend {
             other.stays_quiet(Duration::from_millis(300)),
             "carol got bob's delivery"
         );
+        backend.close();
+    }
+
+    #[test]
+    fn a_backend_sees_the_trace_and_hops_and_can_pass_the_trace_on() {
+        let router = Router::start(1, "127.0.0.1:0");
+        let backend = Backend::attach(&[router.address], 902).unwrap();
+        assert!(backend.wait_attached(Duration::from_secs(10)));
+        backend.claim("traced.").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let gateway = authed_gateway(1, &[&router]);
+        let mut reader = as_user(&gateway, "erin");
+        subscribe(&mut reader, "traced.room");
+        let mut writer = as_user(&gateway, "frank");
+        std::thread::sleep(Duration::from_millis(200));
+        send_json(
+            &mut writer,
+            json!({"op": "pub", "topic": "traced.room", "id": "b1", "data": {"text": "hi"}, "hops": true, "sent_us": 7, "trace": "req-77"}),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let message = loop {
+            assert!(Instant::now() < deadline, "the backend saw no publish");
+            if let Some(BackendEvent::Publish { message, reply }) =
+                backend.next_event(Duration::from_millis(100))
+            {
+                reply.accept().unwrap();
+                break message;
+            }
+        };
+        assert_eq!(message.trace_id, "req-77");
+        // client_send, gateway_in, router_in.
+        let hops = message.hops.expect("hops");
+        assert_eq!(hops.len(), 3, "{hops:?}");
+        assert_eq!(hops[0], 7);
+        assert!(hops[1] <= hops[2], "{hops:?}");
+        let delivery = expect_op(&mut reader, "msg", &mut Vec::new());
+        assert_eq!(delivery["trace"], "req-77");
+        assert_eq!(hop_list(&delivery).len(), 5, "{delivery}");
+        // A backend's own delivery passes the trace on (without hops).
+        backend
+            .deliver(
+                ringgate_router::sdk::DeliverTo::Topic,
+                &ringgate_router::sdk::Delivery {
+                    topic: "traced.room",
+                    from: "bot",
+                    client_msg_id: "reply-b1",
+                    trace_id: &message.trace_id,
+                    data: br#"{"text":"hello back"}"#,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let reply = expect_op(&mut reader, "msg", &mut Vec::new());
+        assert_eq!(
+            (&reply["id"], &reply["trace"]),
+            (&json!("reply-b1"), &json!("req-77"))
+        );
+        assert!(reply.get("hops").is_none(), "{reply}");
         backend.close();
     }
 

@@ -94,17 +94,20 @@ pub enum Field {
     Trace,
     /// `hops`
     Hops,
+    /// `sent_us`
+    SentUs,
 }
 
 impl Field {
     /// Every field, in the order the parser checks them.
-    pub const ALL: [Field; 6] = [
+    pub const ALL: [Field; 7] = [
         Field::Op,
         Field::Topic,
         Field::Id,
         Field::Data,
         Field::Trace,
         Field::Hops,
+        Field::SentUs,
     ];
 
     /// The JSON key.
@@ -116,6 +119,7 @@ impl Field {
             Field::Data => "data",
             Field::Trace => "trace",
             Field::Hops => "hops",
+            Field::SentUs => "sent_us",
         }
     }
 
@@ -128,6 +132,7 @@ impl Field {
             "data" => Field::Data,
             "trace" => Field::Trace,
             "hops" => Field::Hops,
+            "sent_us" => Field::SentUs,
             _ => return None,
         })
     }
@@ -159,6 +164,9 @@ pub enum Reason {
     InvalidId,
     /// The trace is empty, too long, or not visible ASCII.
     InvalidTrace,
+    /// `sent_us` is a number but not a whole number from 0 to 2^64 - 1
+    /// written without a fraction or exponent.
+    InvalidSentUs,
 }
 
 impl Reason {
@@ -166,9 +174,9 @@ impl Reason {
     pub const CODE: ErrorCode = ErrorCode::BadRequest;
 
     /// Every reason the parser can give, for tests and documentation checks.
-    /// (`data` may hold any JSON type and `trace` and `hops` are optional, so
-    /// `wrong_type:data`, `missing_field:trace` and `missing_field:hops`
-    /// never occur.)
+    /// (`data` may hold any JSON type and `trace`, `hops` and `sent_us` are
+    /// optional, so `wrong_type:data` and `missing_field:` for those never
+    /// occur.)
     pub fn all() -> impl Iterator<Item = Reason> {
         let simple = [
             Reason::InvalidJson,
@@ -179,6 +187,7 @@ impl Reason {
             Reason::InvalidTopic,
             Reason::InvalidId,
             Reason::InvalidTrace,
+            Reason::InvalidSentUs,
         ];
         let missing = [Field::Op, Field::Topic, Field::Id, Field::Data].map(Reason::MissingField);
         let wrong_type = [
@@ -187,6 +196,7 @@ impl Reason {
             Field::Id,
             Field::Trace,
             Field::Hops,
+            Field::SentUs,
         ]
         .map(Reason::WrongType);
         let duplicate = Field::ALL.map(Reason::DuplicateField);
@@ -208,6 +218,7 @@ impl Reason {
             Reason::InvalidTopic => "invalid_topic",
             Reason::InvalidId => "invalid_id",
             Reason::InvalidTrace => "invalid_trace",
+            Reason::InvalidSentUs => "invalid_sent_us",
             Reason::MissingField(field) => match field {
                 Field::Op => "missing_field:op",
                 Field::Topic => "missing_field:topic",
@@ -215,6 +226,7 @@ impl Reason {
                 Field::Data => "missing_field:data",
                 Field::Trace => "missing_field:trace",
                 Field::Hops => "missing_field:hops",
+                Field::SentUs => "missing_field:sent_us",
             },
             Reason::WrongType(field) => match field {
                 Field::Op => "wrong_type:op",
@@ -223,6 +235,7 @@ impl Reason {
                 Field::Data => "wrong_type:data",
                 Field::Trace => "wrong_type:trace",
                 Field::Hops => "wrong_type:hops",
+                Field::SentUs => "wrong_type:sent_us",
             },
             Reason::DuplicateField(field) => match field {
                 Field::Op => "duplicate_field:op",
@@ -231,6 +244,7 @@ impl Reason {
                 Field::Data => "duplicate_field:data",
                 Field::Trace => "duplicate_field:trace",
                 Field::Hops => "duplicate_field:hops",
+                Field::SentUs => "duplicate_field:sent_us",
             },
         }
     }

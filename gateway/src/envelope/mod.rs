@@ -148,6 +148,9 @@ pub struct Publish<'a> {
     pub trace: Option<Cow<'a, str>>,
     /// The client asks for per-hop timestamps in deliveries (`"hops":true`).
     pub hops: bool,
+    /// The client's send time (`"sent_us"`, µs since the Unix epoch on its
+    /// clock): the first hop when `hops` is true, ignored otherwise.
+    pub sent_us: Option<u64>,
 }
 
 /// A subscribe or unsubscribe: `{"op":"sub","topic":...}`.

@@ -1,7 +1,7 @@
 //! The request parser: one pass over the message checks it as JSON and
 //! collects the known fields (in any order); then come the checks for
 //! repeated fields and, in a fixed order, `op`, `topic`, `id`, `data`,
-//! `trace`, `hops`.
+//! `trace`, `hops`, `sent_us`.
 //!
 //! Unknown fields are ignored, so clients newer than the gateway can add
 //! optional fields during a rolling upgrade; their values must still be
@@ -93,6 +93,7 @@ struct Fields<'a> {
     data: Option<Value<'a>>,
     trace: Option<Value<'a>>,
     hops: Option<Value<'a>>,
+    sent_us: Option<Value<'a>>,
     /// The first known field seen twice. Reported after the scan, so that a
     /// message is judged as JSON first, whatever comes after the repeat.
     duplicate: Option<Field>,
@@ -108,6 +109,7 @@ impl<'a> Fields<'a> {
             Field::Data => &mut self.data,
             Field::Trace => &mut self.trace,
             Field::Hops => &mut self.hops,
+            Field::SentUs => &mut self.sent_us,
         };
         if slot.is_some() {
             self.duplicate = self.duplicate.or(Some(field));
@@ -146,12 +148,14 @@ impl<'a> Fields<'a> {
             Some(Kind::Bool(hops)) => hops,
             Some(_) => return Err(Reason::WrongType(Field::Hops)),
         };
+        let sent_us = optional(self.sent_us).map(sent_us).transpose()?;
         Ok(Publish {
             topic,
             id,
             data,
             trace: trace.transpose()?,
             hops,
+            sent_us,
         })
     }
 
@@ -208,6 +212,19 @@ fn checked_trace<'a>(value: Value<'a>, rules: &Rules) -> Result<Cow<'a, str>, Re
         return Err(Reason::InvalidTrace);
     }
     Ok(trace)
+}
+
+/// The client's send time: a whole number of microseconds, digits only
+/// (no sign, fraction or exponent), that fits a u64.
+fn sent_us(value: Value<'_>) -> Result<u64, Reason> {
+    if value.kind != Kind::Number {
+        return Err(Reason::WrongType(Field::SentUs));
+    }
+    let digits = value.raw.as_bytes();
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return Err(Reason::InvalidSentUs);
+    }
+    value.raw.parse().map_err(|_| Reason::InvalidSentUs)
 }
 
 /// Whether a length is 1 or more and at most `max` (0: no maximum).

@@ -43,6 +43,42 @@ fn publish_with_trace_and_hops() {
 }
 
 #[test]
+fn publish_with_client_send_time() {
+    let publish = parse_publish(
+        r#"{"op":"pub","topic":"t","id":"1","data":0,"hops":true,"sent_us":1730000000123456}"#,
+    );
+    assert_eq!(
+        (publish.hops, publish.sent_us),
+        (true, Some(1_730_000_000_123_456))
+    );
+    let publish = parse_publish(r#"{"op":"pub","topic":"t","id":"1","data":0,"sent_us":0}"#);
+    assert_eq!((publish.hops, publish.sent_us), (false, Some(0)));
+    let publish = parse_publish(
+        r#"{"op":"pub","topic":"t","id":"1","data":0,"sent_us":18446744073709551615}"#,
+    );
+    assert_eq!(publish.sent_us, Some(u64::MAX));
+    let publish = parse_publish(r#"{"op":"pub","topic":"t","id":"1","data":0,"sent_us":null}"#);
+    assert_eq!(publish.sent_us, None);
+}
+
+#[test]
+fn sent_us_must_be_a_whole_number_that_fits() {
+    for value in ["-1", "1.5", "1e6", "1E6", "18446744073709551616", "-0"] {
+        let frame = format!(r#"{{"op":"pub","topic":"t","id":"1","data":0,"sent_us":{value}}}"#);
+        let error = refuse(&frame);
+        assert_eq!(
+            (error.reason, error.id.as_deref()),
+            (Reason::InvalidSentUs, Some("1")),
+            "{frame}"
+        );
+    }
+    for value in [r#""1""#, "true", "[1]", "{}"] {
+        let frame = format!(r#"{{"op":"pub","topic":"t","id":"1","data":0,"sent_us":{value}}}"#);
+        assert_eq!(reason(&frame), Reason::WrongType(Field::SentUs), "{frame}");
+    }
+}
+
+#[test]
 fn optional_fields_accept_null_and_false() {
     let publish =
         parse_publish(r#"{"op":"pub","topic":"t","id":"1","data":0,"trace":null,"hops":null}"#);
@@ -348,7 +384,7 @@ fn duplicate_known_fields_are_refused() {
     for field in Field::ALL {
         let name = field.as_str();
         let frame = format!(
-            r#"{{"op":"pub","topic":"t","id":"1","data":1,"trace":"x","hops":true,"{name}":"again"}}"#
+            r#"{{"op":"pub","topic":"t","id":"1","data":1,"trace":"x","hops":true,"sent_us":1,"{name}":"again"}}"#
         );
         assert_eq!(reason(&frame), Reason::DuplicateField(field), "{frame}");
     }

@@ -176,6 +176,7 @@ proptest! {
         data in json_value(),
         trace in prop::option::of("[!-~]{1,40}"),
         hops in any::<bool>(),
+        sent_us in prop::option::of(any::<u64>()),
         extra in prop::collection::vec(("x[a-z]{0,5}", json_value()), 0..3),
         order in any::<u64>(),
         spacing in prop::sample::select(&["", " ", "\n\t", " \r\n "][..]),
@@ -190,6 +191,9 @@ proptest! {
         ];
         if let Some(trace) = &trace {
             fields.push(("trace".to_string(), json!(trace)));
+        }
+        if let Some(sent_us) = sent_us {
+            fields.push(("sent_us".to_string(), json!(sent_us)));
         }
         fields.extend(extra);
         // A deterministic shuffle from `order`.
@@ -212,10 +216,28 @@ proptest! {
         prop_assert_eq!(&*publish.id, id.as_str());
         prop_assert_eq!(publish.trace.as_deref(), trace.as_deref());
         prop_assert_eq!(publish.hops, hops);
+        prop_assert_eq!(publish.sent_us, sent_us);
         // Verbatim: the very bytes serde_json wrote (comparing decoded
         // values would trip over float round-off, which is not ours).
         let written = data.to_string();
         prop_assert_eq!(publish.data.as_bytes(), written.as_bytes());
+    }
+
+    #[test]
+    fn sent_us_is_accepted_exactly_when_it_fits_a_u64(
+        value in prop_oneof![any::<u64>().prop_map(i128::from), any::<i128>()],
+    ) {
+        let frame = format!(r#"{{"op":"pub","topic":"t","id":"1","data":0,"sent_us":{value}}}"#);
+        match parse(frame.as_bytes(), &Rules::default()) {
+            Ok(Request::Publish(publish)) => {
+                prop_assert_eq!(publish.sent_us.map(i128::from), Some(value));
+            }
+            Ok(other) => return Err(TestCaseError::fail(format!("{other:?}"))),
+            Err(error) => {
+                prop_assert!(u64::try_from(value).is_err(), "{} refused", value);
+                prop_assert_eq!(error.reason, Reason::InvalidSentUs);
+            }
+        }
     }
 
     #[test]

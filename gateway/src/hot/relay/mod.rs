@@ -11,6 +11,7 @@
 
 pub mod link;
 pub mod topics;
+pub mod trace;
 
 use std::io;
 use std::net::SocketAddr;
@@ -27,7 +28,7 @@ use ringgate_wscodec::{OpCode, write_frame};
 
 use crate::defense::user_table::{TopicKey, UserKey};
 use crate::envelope::{
-    self, Delivery, ErrorCode, ErrorReply, RawJson, Request, Rules, write_ack, write_err,
+    self, Delivery, ErrorCode, ErrorReply, Hop, RawJson, Request, Rules, write_ack, write_err,
     write_subscribed, write_unsubscribed,
 };
 use crate::log;
@@ -37,6 +38,7 @@ use super::shard::Core;
 use super::stats::FrameKind;
 use link::{Link, LinkState};
 use topics::{Change, Subscriber, Topics};
+use trace::{MAX_SHOWN_HOPS, StartedHops, TraceIds};
 
 /// Most publishes one shard may have waiting for their PUBLISH_ACK.
 const MAX_PENDING: usize = 65_536;
@@ -89,6 +91,9 @@ pub struct Relay {
     /// Scratch list of one delivery's local recipients.
     recipients: Vec<Subscriber>,
     json: Vec<u8>,
+    /// Scratch for a traced delivery's named hops.
+    hop_names: [Hop<'static>; MAX_SHOWN_HOPS],
+    trace_ids: TraceIds,
     random: u64,
     next_request: u64,
 }
@@ -115,6 +120,11 @@ impl Relay {
             frame: Vec::new(),
             recipients: Vec::new(),
             json: Vec::new(),
+            hop_names: [Hop {
+                stage: "",
+                ts_us: 0,
+            }; MAX_SHOWN_HOPS],
+            trace_ids: TraceIds::new(node_id),
             random: 0x9e37_79b9_7f4a_7c15 ^ u64::from(node_id),
             next_request: 1,
         })
@@ -212,10 +222,7 @@ impl Core {
     pub(in crate::hot) fn on_client_text(&mut self, slot: usize, text: &[u8]) {
         let parsed = envelope::parse(text, &self.relay.as_ref().expect("relay mode").rules);
         match parsed {
-            Ok(Request::Publish(publish)) => {
-                let trace = publish.trace.as_deref().unwrap_or("");
-                self.publish(slot, &publish.topic, &publish.id, publish.data, trace);
-            }
+            Ok(Request::Publish(publish)) => self.publish(slot, &publish),
             Ok(Request::Subscribe(subscription)) => self.subscribe(slot, &subscription.topic),
             Ok(Request::Unsubscribe(subscription)) => self.unsubscribe(slot, &subscription.topic),
             Err(error) => {
@@ -322,7 +329,8 @@ impl Core {
         false
     }
 
-    fn publish(&mut self, slot: usize, topic: &str, id: &str, data: RawJson<'_>, trace: &str) {
+    fn publish(&mut self, slot: usize, publish: &envelope::Publish<'_>) {
+        let (topic, id, data) = (&*publish.topic, &*publish.id, publish.data);
         if !self.admit_publish(slot, topic, id, data.as_bytes()) {
             return;
         }
@@ -361,6 +369,17 @@ impl Core {
                 true,
             ),
         };
+        // Traced (`"hops":true`): a trace id if the client gave none, and
+        // the hop list started; untraced publishes read no clock.
+        let mut generated = [0u8; 32];
+        let trace = match (&publish.trace, publish.hops) {
+            (Some(trace), _) => &**trace,
+            (None, true) => relay.trace_ids.next(&mut generated),
+            (None, false) => "",
+        };
+        let hops = publish
+            .hops
+            .then(|| StartedHops::new(publish.sent_us, trace::wall_us()));
         let frame = Frame::Publish(Publish {
             publish_id,
             message_id: UNASSIGNED_ID,
@@ -371,7 +390,7 @@ impl Core {
             anonymous,
             client_msg_id: id,
             trace_id: trace,
-            hops: None,
+            hops: hops.as_ref().map(StartedHops::hops),
             payload: data.as_bytes(),
         });
         let link = &mut relay.links[link_index];
@@ -701,7 +720,9 @@ impl Core {
                 ts_ms: deliver.message_id.hlc.wall_ms(),
                 data: RawJson::trusted(deliver.payload),
                 trace: (!deliver.trace_id.is_empty()).then_some(deliver.trace_id),
-                hops: None,
+                hops: deliver
+                    .hops
+                    .map(|hops| trace::named_hops(hops, trace::wall_us(), &mut relay.hop_names)),
             },
         );
         relay.frame.clear();
