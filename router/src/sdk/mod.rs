@@ -199,8 +199,13 @@ pub struct Message {
     pub anonymous: bool,
     /// The client's `id`.
     pub client_msg_id: String,
+    /// The client's `trace`, or the id its gateway made for a traced
+    /// publish without one; empty: none.
     pub trace_id: String,
-    /// Hop timestamps (µs), when the client asked for tracing.
+    /// Hop timestamps (µs since the Unix epoch), when the client asked for
+    /// tracing: `[client_send?, gateway_in, router_in]`, `client_send` only
+    /// when the client sent its own time (`docs/CLIENT_PROTOCOL.md`,
+    /// "Tracing").
     pub hops: Option<Vec<u64>>,
     /// The client's `data`: one JSON value, verbatim.
     pub data: Vec<u8>,
@@ -266,6 +271,8 @@ pub struct Delivery<'a> {
     /// `None`: the router assigns a new id. A replayed message passes its
     /// original id, so clients can recognise what they have seen.
     pub message_id: Option<MessageId>,
+    /// The envelope's `trace`: pass a publish's `trace_id` on to tie this
+    /// delivery to it; empty: none.
     pub trace_id: &'a str,
     /// The envelope's `data`: one JSON value.
     pub data: &'a [u8],
