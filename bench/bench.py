@@ -13,6 +13,10 @@
       ringgate with every defense at its default (auth off) against every
       limit off, same run, echo at 8 in flight: CPU per message ratios.
 
+  bench/bench.py metrics [--runs 5] [--duration 5]
+      ringgate with its admin listener on and /metrics scraped every second
+      against --admin off, same run, echo at 8 in flight: the cost of metrics.
+
   bench/bench.py memory  [--conns 19000] [--group 7 --group-conns 100000]
       RSS growth per idle connection: one gateway holding --conns, then
       --group gateway processes sharing one port (an SO_REUSEPORT group, as
@@ -29,11 +33,14 @@ import os
 import platform
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release")
@@ -178,36 +185,40 @@ ban_seconds = 0
 """
 
 
-def defenses(options):
-    """Echo at 8 in flight with every defense at its default (auth off; the
-    per-IP attempt rate raised so the benchmark's own connections pass)
-    against every limit off, alternating, same run."""
+def echo_ab(options, variants):
+    """Echo at 8 in flight against each variant (name -> (config text, extra
+    ringgate flags, scrape)), alternating variants within each run so they see
+    the same machine. `scrape`: fetch /metrics once a second during the run,
+    as Prometheus would (more often than its usual 15 s). Prints and returns
+    the medians per variant: (total us/msg, user us/msg, msg/s)."""
     build()
-    configs = {}
-    for name, text in (("defenses on", DEFENSES_ON), ("defenses off", DEFENSES_OFF)):
-        path = os.path.join(tempfile.gettempdir(), f"ringgate-{name.replace(' ', '-')}.toml")
-        with open(path, "w") as handle:
-            handle.write(text)
-        configs[name] = path
     samples = {}
     for run in range(options.runs):
-        for name, path in configs.items():
+        for name, (text, extra, scrape) in variants.items():
+            path = os.path.join(tempfile.gettempdir(), f"ringgate-{name.replace(' ', '-')}.toml")
+            with open(path, "w") as handle:
+                handle.write(text)
+            admin = f"127.0.0.1:{free_port()}" if scrape else "127.0.0.1:0"
             argv = [os.path.join(BIN, "ringgate"), "--echo", "--shards", "1", "--listen",
-                    "127.0.0.1:0", "--admin", "127.0.0.1:0", "--config", path]
+                    "127.0.0.1:0", "--admin", admin, "--config", path] + extra
             process, address = start_server(argv, options.server_cpu)
+            scraper = Scraper(admin) if scrape else None
             try:
                 result = loadgen(["echo", "--url", f"ws://{address}/", "--conns", "100", "--size",
                                   "20", "--inflight", "8", "--duration", f"{options.duration}s",
                                   "--warmup", "1s", "--server-pid", str(process.pid)],
                                  options.client_cpu)
             finally:
+                if scraper:
+                    scraper.stop()
                 stop(process)
             server = result["results"]["servers"][0]
             samples.setdefault(name, []).append((server["total_us_per_msg"],
                                                  server["user_us_per_msg"],
                                                  result["results"]["messages_per_s"]))
+            scraped = f", {scraper.count} scrapes" if scraper else ""
             print(f"run {run + 1}/{options.runs} {name}: total {server['total_us_per_msg']:.3f} us "
-                  f"user {server['user_us_per_msg']:.3f} us", file=sys.stderr)
+                  f"user {server['user_us_per_msg']:.3f} us{scraped}", file=sys.stderr)
     print(f"\nmedian of {options.runs} runs, echo 100 connections x 8 in flight, 20 B\n")
     print("| gateway | messages/s | total CPU us/msg | user CPU us/msg |")
     print("|---|---|---|---|")
@@ -216,9 +227,57 @@ def defenses(options):
         medians[name] = [statistics.median(column) for column in zip(*rows)]
         total, user, rate = medians[name]
         print(f"| {name} | {rate:.0f} | {total:.3f} | {user:.3f} |")
+    return medians
+
+
+def defenses(options):
+    """Every defense at its default (auth off; the per-IP attempt rate raised
+    so the benchmark's own connections pass) against every limit off."""
+    medians = echo_ab(options, {"defenses on": (DEFENSES_ON, [], False),
+                                "defenses off": (DEFENSES_OFF, [], False)})
     on, off = medians["defenses on"], medians["defenses off"]
     print(f"\ntotal CPU on/off: {on[0] / off[0]:.3f} (due <= 1.03); "
           f"user CPU on/off: {on[1] / off[1]:.3f} (due <= 1.15)")
+
+
+def metrics(options):
+    """The admin listener on and scraped every second, against `--admin off`
+    (no listener, no per-shard snapshots, no busy-time clock reads)."""
+    with open(LOOPBACK_CONFIG) as handle:
+        config = handle.read()
+    medians = echo_ab(options, {"metrics on": (config, [], True),
+                                "metrics off": (config, ["--admin", "off"], False)})
+    on, off = medians["metrics on"], medians["metrics off"]
+    print(f"\nmessages/s on/off: {on[2] / off[2]:.3f}; total CPU us/msg on/off: "
+          f"{on[0] / off[0]:.3f}; user CPU us/msg on/off: {on[1] / off[1]:.3f} (due within 3%)")
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Scraper:
+    """GETs /metrics once a second on a thread until stopped."""
+
+    def __init__(self, admin):
+        self.admin, self.count, self.done = admin, 0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.done.wait(1.0):
+            try:
+                with urllib.request.urlopen(f"http://{self.admin}/metrics", timeout=2) as reply:
+                    reply.read()
+                self.count += 1
+            except OSError:
+                pass
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
 
 
 def rss_growth(result):
@@ -302,9 +361,13 @@ def main():
     defenses_parser = sub.add_parser("defenses")
     defenses_parser.add_argument("--runs", type=int, default=3)
     defenses_parser.add_argument("--duration", type=int, default=5)
+    metrics_parser = sub.add_parser("metrics")
+    metrics_parser.add_argument("--runs", type=int, default=5)
+    metrics_parser.add_argument("--duration", type=int, default=5)
     options = parser.parse_args()
     print(json.dumps(machine()), file=sys.stderr)
-    {"speed": speed, "memory": memory, "defenses": defenses}[options.command](options)
+    {"speed": speed, "memory": memory, "defenses": defenses,
+     "metrics": metrics}[options.command](options)
 
 
 if __name__ == "__main__":
