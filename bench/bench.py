@@ -199,8 +199,10 @@ def echo_ab(options, variants):
             with open(path, "w") as handle:
                 handle.write(text)
             admin = f"127.0.0.1:{free_port()}" if scrape else "127.0.0.1:0"
+            if "--admin" not in extra:
+                extra = ["--admin", admin] + extra
             argv = [os.path.join(BIN, "ringgate"), "--echo", "--shards", "1", "--listen",
-                    "127.0.0.1:0", "--admin", admin, "--config", path] + extra
+                    "127.0.0.1:0", "--config", path] + extra
             process, address = start_server(argv, options.server_cpu)
             scraper = Scraper(admin) if scrape else None
             try:
