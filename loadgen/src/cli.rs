@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::attack::AttackArgs;
 use crate::churn::ChurnArgs;
+use crate::capacity::CapacityArgs;
 use crate::pubsub::topics::{Distribution, TOPICS_MAX};
 use crate::pubsub::wire::{DATA_MAX_BYTES, DATA_MIN_BYTES};
 use crate::source::{parse_cpus, parse_sources};
@@ -41,6 +42,8 @@ pub enum Scenario {
     Churn(ChurnArgs),
     /// Hostile clients (slowloris, trickle, nonreader, oversized, flood) and how the server answers.
     Attack(AttackArgs),
+    /// Step the load of echo, connect or pubsub until an SLO breaks; report the knee.
+    Capacity(CapacityArgs),
 }
 
 impl Scenario {
@@ -51,6 +54,7 @@ impl Scenario {
             Scenario::Pubsub(_) => "pubsub",
             Scenario::Churn(_) => "churn",
             Scenario::Attack(_) => "attack",
+            Scenario::Capacity(_) => "capacity",
         }
     }
 
@@ -61,6 +65,7 @@ impl Scenario {
             Scenario::Pubsub(a) => &a.common,
             Scenario::Churn(a) => &a.common,
             Scenario::Attack(a) => &a.common,
+            Scenario::Capacity(a) => a.target.common(),
         }
     }
 
@@ -71,6 +76,7 @@ impl Scenario {
             Scenario::Pubsub(a) => a.users,
             Scenario::Churn(a) => a.conns,
             Scenario::Attack(a) => a.total_attackers(),
+            Scenario::Capacity(a) => a.target.scenario().conns(),
         }
     }
 }
@@ -109,6 +115,10 @@ pub struct CommonArgs {
     #[arg(long)]
     #[serde(skip)]
     pub hist_out: Option<PathBuf>,
+    /// Write a self-contained HTML report (charts, summary, parameters) to this file.
+    #[arg(long)]
+    #[serde(skip)]
+    pub html: Option<PathBuf>,
     /// Server process(es) to sample CPU and RSS from (repeatable or comma list).
     #[arg(long, value_delimiter = ',')]
     pub server_pid: Vec<u32>,
@@ -373,6 +383,10 @@ pub fn validate(scenario: &Scenario) -> Result<(), String> {
         Scenario::Pubsub(pubsub) => validate_pubsub(pubsub)?,
         Scenario::Churn(churn) => crate::churn::validate(churn)?,
         Scenario::Attack(attack) => crate::attack::validate(attack)?,
+        Scenario::Capacity(capacity) => {
+            crate::capacity::validate(capacity)?;
+            validate(&capacity.target.scenario())?;
+        }
     }
     Ok(())
 }

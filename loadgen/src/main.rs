@@ -8,9 +8,11 @@
 //! latency from the intended publish, expected against delivered, loss,
 //! duplicates and reordering), `churn` (connections closed and reopened
 //! at a rate, or all at once: reconnect storms) or `attack` (hostile
-//! clients of the server's defenses, and what it answered). It reports
+//! clients of the server's defenses, and what it answered); `capacity`
+//! steps echo, connect or pubsub until an SLO breaks. It reports
 //! HdrHistogram percentiles, errors by reason, its own CPU per message and
-//! the server's (from /proc), as a summary table and as JSON.
+//! the server's (from /proc), as a summary table, as JSON and as a
+//! self-contained HTML page.
 //!
 //! What it does not do: TLS (wss), or any I/O beyond epoll on non-blocking
 //! sockets; no async runtime.
@@ -24,15 +26,18 @@
 //! `schedule`/`stamp` (open-loop timing), `pubsub/` (the pubsub scenario's
 //! pure parts), `churn` and `attack/` (those scenarios' flags, counts and
 //! report; churn's loop part is `worker/thread/churn.rs`, attack runs its
-//! own loop), `stats`/`report` (results).
+//! own loop), `capacity` (load steps and the SLO), `stats`/`report`/
+//! `timeline` (results), `html` (the HTML report).
 
 // The two libc calls in `sys` are the crate's only unsafe code.
 #![deny(unsafe_code)]
 
 mod attack;
+mod capacity;
 mod churn;
 mod cli;
 mod hints;
+mod html;
 mod procs;
 mod pubsub;
 mod report;
@@ -43,6 +48,7 @@ mod stamp;
 mod stats;
 #[allow(unsafe_code)]
 mod sys;
+mod timeline;
 mod worker;
 
 use clap::Parser;
@@ -53,9 +59,10 @@ fn main() {
         eprintln!("ringgate-loadgen: {message}");
         std::process::exit(2);
     }
-    let result = match cli.scenario.common().child {
-        Some(slot) => procs::run_child(&cli.scenario, slot),
-        None => run::run(&cli.scenario),
+    let result = match (&cli.scenario, cli.scenario.common().child) {
+        (scenario, Some(slot)) => procs::run_child(scenario, slot),
+        (cli::Scenario::Capacity(capacity), None) => capacity::run(capacity),
+        (scenario, None) => run::run(scenario),
     };
     if let Err(e) = result {
         eprintln!("ringgate-loadgen: {e:#}");

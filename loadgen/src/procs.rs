@@ -9,6 +9,7 @@
 //! the same clock in every process. When stdin closes it stops, so children
 //! never outlive a parent that died.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -60,9 +61,10 @@ pub struct ChildWorkers {
 }
 
 impl ChildWorkers {
-    pub fn spawn(count: u32) -> anyhow::Result<ChildWorkers> {
+    /// Starts `count` copies of this binary with `args` (the scenario and
+    /// its flags) plus `--child INDEX/COUNT`.
+    pub fn spawn(count: u32, args: Vec<OsString>) -> anyhow::Result<ChildWorkers> {
         let exe = std::env::current_exe().context("cannot find own executable")?;
-        let args: Vec<_> = std::env::args_os().skip(1).collect();
         let (sender, events) = mpsc::channel();
         let mut children = Vec::new();
         let mut stdins = Vec::new();

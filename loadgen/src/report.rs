@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::stats::{ErrorCounts, Totals};
 use crate::sys::{Machine, ProcSample};
+use crate::timeline::Timeline;
 use crate::worker::control::Window;
 
 #[derive(Debug, Serialize)]
@@ -19,6 +20,8 @@ pub struct Report {
     pub started_at: String,
     pub duration_s: f64,
     pub results: Results,
+    /// Per-second samples over the whole run (filled by the coordinator).
+    pub timeline: Timeline,
 }
 
 #[derive(Debug, Serialize)]
@@ -299,6 +302,7 @@ pub fn build(facts: RunFacts) -> Report {
             churn,
             attack,
         },
+        timeline: Timeline::default(),
     }
 }
 

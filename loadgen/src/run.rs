@@ -2,16 +2,19 @@
 //! processes), waits for the connections, opens the measurement window,
 //! samples the servers at its edges, prints progress, and writes the report.
 
+use std::ffi::OsString;
 use std::io::Write as _;
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
 
 use crate::cli::{ChildSlot, Scenario};
+use crate::html;
 use crate::procs::ChildWorkers;
-use crate::report::{self, RunFacts, ServerSamples};
+use crate::report::{self, Report, RunFacts, ServerSamples};
 use crate::stats::Totals;
 use crate::sys::{self, now_ns};
+use crate::timeline::{Sample, Timeline};
 use crate::worker::control::{Progress, Window};
 use crate::worker::{LocalWorkers, thread::conn_state_bytes, thread_plans};
 
@@ -92,7 +95,8 @@ impl Workers {
     }
 }
 
-/// Prints a progress line each second on stderr (unless quiet).
+/// Prints a progress line each second on stderr (unless quiet) and keeps
+/// it as a timeline sample.
 struct Ticker {
     quiet: bool,
     /// churn: the rate column counts completed handshakes, not messages.
@@ -101,6 +105,7 @@ struct Ticker {
     next_ns: u64,
     last_ns: u64,
     last_received: u64,
+    samples: Vec<Sample>,
 }
 
 impl Ticker {
@@ -113,10 +118,23 @@ impl Ticker {
             next_ns: now + PROGRESS_EVERY_NS,
             last_ns: now,
             last_received: 0,
+            samples: Vec::new(),
         }
     }
 
-    fn maybe_print(&mut self, workers: &mut Workers, stage: &str) {
+    fn seconds_since_begun(&self, ns: u64) -> f64 {
+        ns.saturating_sub(self.begun_ns) as f64 / 1e9
+    }
+
+    fn timeline(self, window: Window) -> Timeline {
+        Timeline {
+            window_start_s: self.seconds_since_begun(window.start_ns),
+            window_end_s: self.seconds_since_begun(window.end_ns),
+            samples: self.samples,
+        }
+    }
+
+    fn maybe_print(&mut self, workers: &mut Workers, stage: &'static str) {
         let now = now_ns();
         if now < self.next_ns {
             return;
@@ -133,14 +151,19 @@ impl Ticker {
         let rate = counted.saturating_sub(self.last_received) as f64 / seconds;
         self.last_ns = now;
         self.last_received = counted;
+        let p99_us = (!interval.is_empty()).then(|| interval.value_at_quantile(0.99));
+        self.samples.push(Sample {
+            t_s: (self.seconds_since_begun(now) * 1000.0).round() / 1000.0,
+            stage,
+            open: progress.open,
+            messages_per_s: rate.round(),
+            errors: progress.errors,
+            p99_us,
+        });
         if self.quiet {
             return;
         }
-        let p99 = if interval.is_empty() {
-            "-".to_string()
-        } else {
-            format!("{}us", interval.value_at_quantile(0.99))
-        };
+        let p99 = p99_us.map_or_else(|| "-".to_string(), |p| format!("{p}us"));
         eprintln!(
             "[{:6.1}s] {stage:<10} open {:>8}  connects ok {:>8} failed {:>6}  {label} {:>10.0}  errors {:>6}  p99 {p99}",
             (now - self.begun_ns) as f64 / 1e9,
@@ -153,7 +176,7 @@ impl Ticker {
     }
 
     /// Sleeps until `deadline_ns`, printing progress meanwhile.
-    fn wait_until(&mut self, workers: &mut Workers, deadline_ns: u64, stage: &str) {
+    fn wait_until(&mut self, workers: &mut Workers, deadline_ns: u64, stage: &'static str) {
         loop {
             let now = now_ns();
             if now >= deadline_ns {
@@ -193,7 +216,59 @@ fn check_file_limit(scenario: &Scenario, file_limit: u64) {
     }
 }
 
+/// The latency histograms of a run, for the HTML report's percentile chart.
+pub struct Histograms {
+    pub latency: Histogram<u64>,
+    pub ack_latency: Histogram<u64>,
+    pub handshake: Histogram<u64>,
+}
+
+impl Histograms {
+    /// The latency a scenario is judged by: connect's handshakes, else `latency`.
+    pub fn primary(&self, scenario: &str) -> Histogram<u64> {
+        if scenario == "connect" {
+            self.handshake.clone()
+        } else {
+            self.latency.clone()
+        }
+    }
+}
+
+/// A finished run: its report and its histograms.
+pub struct Outcome {
+    pub report: Report,
+    pub histograms: Histograms,
+}
+
+/// Runs `scenario`, prints its summary and writes the files it asks for.
 pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
+    let common = scenario.common();
+    let outcome = execute(scenario, std::env::args_os().skip(1).collect())?;
+    let summary = report::summary(&outcome.report);
+    print!("{summary}");
+    std::io::stdout().flush().ok();
+    if let Some(path) = &common.json {
+        let text = serde_json::to_string_pretty(&outcome.report)? + "\n";
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &common.hist_out {
+        std::fs::write(
+            path,
+            report::percentile_distribution(&outcome.histograms.latency),
+        )
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = &common.html {
+        let json = serde_json::to_value(&outcome.report)?;
+        let page = html::run_page(&json, &summary, &html::run_curves(&outcome));
+        std::fs::write(path, page).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs `scenario` once and returns its report. `worker_args` are the
+/// arguments `--procs` worker processes get (before `--child`).
+pub fn execute(scenario: &Scenario, worker_args: Vec<OsString>) -> anyhow::Result<Outcome> {
     let common = scenario.common().clone();
     let file_limit = sys::raise_file_limit();
     check_file_limit(scenario, file_limit);
@@ -213,7 +288,7 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
     }
 
     let mut workers = if common.procs > 1 {
-        Workers::Children(ChildWorkers::spawn(common.procs)?)
+        Workers::Children(ChildWorkers::spawn(common.procs, worker_args)?)
     } else {
         let plans = thread_plans(scenario, ChildSlot { index: 0, count: 1 }, !common.quiet);
         Workers::Local(LocalWorkers::start(plans).context("cannot start worker threads")?)
@@ -233,10 +308,10 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
     let window = window_from(scenario, now_ns());
     workers.go(window);
     let (warm, hot) = match scenario {
-        Scenario::Echo(_) | Scenario::Pubsub(_) => ("warmup", "measuring"),
         Scenario::Connect(_) => ("holding", "holding"),
         Scenario::Churn(_) => ("holding", "churning"),
         Scenario::Attack(_) => ("baseline", "attacking"),
+        _ => ("warmup", "measuring"),
     };
     ticker.wait_until(&mut workers, window.start_ns, warm);
     sample_servers(&mut servers, |s| &mut s.window_start);
@@ -244,11 +319,16 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
     ticker.wait_until(&mut workers, window.end_ns, hot);
     sample_servers(&mut servers, |s| &mut s.window_end);
     workers.at_window_end();
+    ticker.wait_until(&mut workers, window.drain_end_ns, "draining");
     let threads = workers.threads();
     let totals = workers.finish(window)?;
 
-    let latency = totals.latency.clone();
-    let report = report::build(RunFacts {
+    let histograms = Histograms {
+        latency: totals.latency.clone(),
+        ack_latency: totals.ack_latency.clone(),
+        handshake: totals.handshake.clone(),
+    };
+    let mut report = report::build(RunFacts {
         scenario: scenario.name().into(),
         params: scenario_params(scenario),
         machine,
@@ -260,17 +340,8 @@ pub fn run(scenario: &Scenario) -> anyhow::Result<()> {
         threads,
         conn_state_bytes: conn_state_bytes(),
     });
-    print!("{}", report::summary(&report));
-    std::io::stdout().flush().ok();
-    if let Some(path) = &common.json {
-        let text = serde_json::to_string_pretty(&report)? + "\n";
-        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    if let Some(path) = &common.hist_out {
-        std::fs::write(path, report::percentile_distribution(&latency))
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    report.timeline = ticker.timeline(window);
+    Ok(Outcome { report, histograms })
 }
 
 /// Waits until every worker has opened (or failed) its connections, bounded
@@ -320,6 +391,7 @@ fn window_from(scenario: &Scenario, go_ns: u64) -> Window {
         }
         Scenario::Churn(churn) => crate::churn::window(churn, go_ns),
         Scenario::Attack(attack) => crate::attack::window(attack, go_ns),
+        Scenario::Capacity(capacity) => window_from(&capacity.target.scenario(), go_ns),
         Scenario::Connect(connect) => {
             let end_ns = go_ns + connect.hold.as_ns();
             let drain_ns = if connect.ping_interval.is_some() {
@@ -345,6 +417,7 @@ fn scenario_params(scenario: &Scenario) -> serde_json::Value {
         Scenario::Pubsub(a) => serde_json::to_value(a),
         Scenario::Churn(a) => serde_json::to_value(a),
         Scenario::Attack(a) => serde_json::to_value(a),
+        Scenario::Capacity(a) => serde_json::to_value(a),
     }
     .unwrap_or(serde_json::Value::Null)
 }

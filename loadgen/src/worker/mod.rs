@@ -31,6 +31,10 @@ use thread::ThreadPlan;
 
 /// The thread plans of worker process `slot` of a run.
 pub fn thread_plans(scenario: &Scenario, slot: ChildSlot, track_interval: bool) -> Vec<ThreadPlan> {
+    if let Scenario::Capacity(capacity) = scenario {
+        // Each capacity step runs its target scenario.
+        return thread_plans(&capacity.target.scenario(), slot, track_interval);
+    }
     let common = scenario.common();
     let total_conns = scenario.conns();
     let process_conns = share(total_conns, u64::from(slot.count), u64::from(slot.index));
@@ -81,6 +85,7 @@ pub fn thread_plans(scenario: &Scenario, slot: ChildSlot, track_interval: bool) 
                     };
                     (traffic, connect.rate.0 * fraction, 0, false)
                 }
+                Scenario::Capacity(_) => unreachable!("capacity runs its target, above"),
                 Scenario::Pubsub(args) => {
                     let ownership = Ownership {
                         procs: slot.count,
