@@ -11,11 +11,14 @@ exempt from the per-IP limits) pinned to --server-cpu, and runs loadgen
 pinned to --client-cpu. Each step is a fresh loadgen run: the users connect,
 subscribe, warm up for 1 s, publish open loop at the step's rate for --step
 seconds and drain for 2 s. The rate doubles from --start-rate until a step
-fails, then --refine bisection steps narrow the knee. A step holds when
+fails, then --refine bisection steps narrow the knee; loadgen's `capacity`
+mode runs and judges the steps (docs/LOADGEN.md). A step holds when
 
-  - nothing is lost (`lost` 0) and nothing was refused (no `err`),
+  - nothing is lost (`lost` 0) and nothing was refused (no `err`, no error
+    of any kind: `--slo-errors 0`),
   - deliveries keep up: deliveries/s received in the window at least 98% of
-    the deliveries/s the window's publishes call for, and
+    the deliveries/s the window's publishes call for, and publishes/s at
+    least 98% of the rate, and
   - delivery p99 (from the intended publish time) is within --slo-p99-ms
     (issue 5's capacity SLO: 200 ms).
 
@@ -104,17 +107,21 @@ def loadgen_argv(options, address, rate, duration, gateway_pid, cpu):
             "--server-pid", str(gateway_pid), "--quiet"]
 
 
-def run_step(options, address, rate, duration, gateway_pid):
+def run_json(argv, timeout):
+    """Runs loadgen with `--json` into a temporary file; returns the report."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
         path = handle.name
-    argv = loadgen_argv(options, address, rate, duration, gateway_pid, options.client_cpu)
     try:
         subprocess.run(argv + ["--json", path], check=True, stdout=subprocess.DEVNULL,
-                       timeout=duration + 120)
+                       timeout=timeout)
         with open(path) as handle:
-            report = json.load(handle)
+            return json.load(handle)
     finally:
         os.unlink(path)
+
+
+def step_of(report, rate, command, holds=None):
+    """One table row from a pubsub report (a capacity step's `report`)."""
     results = report["results"]
     pubsub = results["pubsub"]
     server = results["servers"][0] if results["servers"] else {}
@@ -135,12 +142,16 @@ def run_step(options, address, rate, duration, gateway_pid):
         "ack_p99_us": pubsub["ack_latency_us"]["p99"],
         "gateway_cpu": server.get("cpu_util"),
         "loadgen_cpu": results["loadgen_cpu"]["cpu_util"],
-        "command": " ".join(shlex.quote(a) for a in argv + ["--json", "OUT.json"]),
+        "command": command,
     }
-    keeps_up = step["deliveries_per_s"] >= KEEP_UP * step["expected_per_s"]
-    step["holds"] = (step["lost"] == 0 and not step["errors"] and keeps_up
-                     and step["p99_us"] <= options.slo_p99_ms * 1000)
+    step["holds"] = holds
     return step
+
+
+def run_step(options, address, rate, duration, gateway_pid):
+    argv = loadgen_argv(options, address, rate, duration, gateway_pid, options.client_cpu)
+    report = run_json(argv, duration + 120)
+    return step_of(report, rate, " ".join(shlex.quote(a) for a in argv + ["--json", "OUT.json"]))
 
 
 def row(step):
@@ -150,7 +161,7 @@ def row(step):
             f"{step['deliveries_per_s']:>11.0f} {step['lost']:>8} {step['duplicates']:>5} "
             f"{step['p50_us'] / 1000:>8.2f} {step['p99_us'] / 1000:>9.2f} "
             f"{step['p999_us'] / 1000:>9.2f} {cpu(step['gateway_cpu']):>7} "
-            f"{cpu(step['loadgen_cpu']):>7}  {'yes' if step['holds'] else 'NO':<5} {errors}")
+            f"{cpu(step['loadgen_cpu']):>7}  {'-' if step['holds'] is None else 'yes' if step['holds'] else 'NO':<5} {errors}")
 
 
 HEADER = (f"{'rate/s':>9} {'pubs/s':>10} {'expected/s':>11} {'delivered/s':>11} {'lost':>8} "
@@ -159,35 +170,26 @@ HEADER = (f"{'rate/s':>9} {'pubs/s':>10} {'expected/s':>11} {'delivered/s':>11} 
 
 
 def sweep(options, address, gateway_pid):
-    steps = []
-
-    def step(rate, duration=options.step):
-        result = run_step(options, address, rate, duration, gateway_pid)
-        print(row(result), flush=True)
-        steps.append(result)
-        return result
-
+    """loadgen's `capacity` mode does the stepping and judging: doubling from
+    --start-rate, --refine bisections, and the SLO above (`--slo-errors 0`:
+    any loss, surplus, duplicate or `err` breaks a step; keep-up 98%)."""
+    pubsub = loadgen_argv(options, address, 1, options.step, gateway_pid, options.client_cpu)
+    argv = pubsub[:4] + ["capacity", "--start", str(options.start_rate), "--step", "x2",
+                         "--max", str(options.max_rate), "--step-duration", f"{options.step}s",
+                         "--refine", str(options.refine), "--pause", "1s",
+                         "--slo-p99", f"{options.slo_p99_ms}ms", "--slo-errors", "0",
+                         "--slo-keep-up", f"{KEEP_UP * 100}%"] + pubsub[4:]
+    budget = (options.step + 10) * (40 + options.refine)
+    capacity = run_json(argv, budget)
+    command = " ".join(shlex.quote(a) for a in argv + ["--json", "OUT.json"])
     print(HEADER, flush=True)
-    rate, best, failed = options.start_rate, None, None
-    while rate <= options.max_rate:
-        if step(rate)["holds"]:
-            best = rate
-            rate *= 2
-        else:
-            failed = rate
-            break
-    if best is not None and failed is not None:
-        low, high = best, failed
-        for _ in range(options.refine):
-            middle = (low + high) // 2
-            if middle in (low, high):
-                break
-            if step(middle)["holds"]:
-                low = middle
-            else:
-                high = middle
-        best = low
-    return steps, best
+    steps = []
+    for step in capacity["steps"]:
+        rate = int(step["load"])
+        steps.append(step_of(step["report"], rate, command, holds=step["held"]))
+        print(row(steps[-1]), flush=True)
+    knee = capacity["knee"]
+    return steps, (int(knee["load"]) if knee else None)
 
 
 def machine():
@@ -245,7 +247,7 @@ def main():
                    "saturation_rate": best, "latency_run": latency}
         print()
         if best is not None:
-            held = max((s for s in steps if s["holds"]), key=lambda s: s["rate"])
+            held = next(s for s in steps if s["holds"] and s["rate"] == best)
             print(f"deliveries/s at saturation: {held['deliveries_per_s']:.0f} "
                   f"({held['rate']}/s publishes, gateway CPU {held['gateway_cpu']}%, "
                   f"loadgen CPU {held['loadgen_cpu']}%)")
