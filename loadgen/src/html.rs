@@ -125,6 +125,7 @@ struct Scale {
     low: f64,
     high: f64,
     log: bool,
+    percentile: bool,
     from_px: f64,
     to_px: f64,
 }
@@ -139,9 +140,14 @@ impl Scale {
         if !low.is_finite() {
             (low, high) = if axis.log { (1.0, 10.0) } else { (0.0, 1.0) };
         }
-        if axis.log {
+        if axis.percentile {
+            // Whole decades: ticks at 0%, 90%, 99%, 99.9%, ...
             low = 10f64.powf(low.log10().floor());
             high = 10f64.powf(high.log10().ceil()).max(low * 10.0);
+        } else if axis.log {
+            // The data's range with a margin (steps rarely span decades).
+            low *= 0.8;
+            high = (high * 1.25).max(low * 2.0);
         } else {
             low = low.min(0.0);
             high = nice_ceiling(high.max(low + f64::EPSILON));
@@ -150,6 +156,7 @@ impl Scale {
             low,
             high,
             log: axis.log,
+            percentile: axis.percentile,
             from_px,
             to_px,
         }
@@ -172,10 +179,18 @@ impl Scale {
     fn ticks(&self) -> Vec<f64> {
         if self.log {
             let (first, last) = (
-                self.low.log10().round() as i32,
-                self.high.log10().round() as i32,
+                self.low.log10().floor() as i32,
+                self.high.log10().ceil() as i32,
             );
-            return (first..=last).map(|e| 10f64.powi(e)).collect();
+            let steps: &[f64] = if self.percentile {
+                &[1.0]
+            } else {
+                &[1.0, 2.0, 5.0]
+            };
+            return (first..=last)
+                .flat_map(|e| steps.iter().map(move |m| m * 10f64.powi(e)))
+                .filter(|t| (self.low * (1.0 - 1e-9)..=self.high * (1.0 + 1e-9)).contains(t))
+                .collect();
         }
         let step = nice_step((self.high - self.low) / 5.0);
         let mut ticks = Vec::new();
@@ -226,8 +241,8 @@ fn trim(v: f64) -> String {
 
 /// 1/(1-p) as a percentile label: 1 → 0%, 10 → 90%, 1000 → 99.9%.
 fn percentile_label(x: f64) -> String {
-    let percent = 100.0 * (1.0 - 1.0 / x);
-    format!("{}%", trim((percent * 1e4).round() / 1e4))
+    let percent = format!("{:.6}", 100.0 * (1.0 - 1.0 / x));
+    format!("{}%", percent.trim_end_matches('0').trim_end_matches('.'))
 }
 
 fn escape(text: &str) -> String {
@@ -707,6 +722,11 @@ mod tests {
         assert_eq!(number(1_500_000.0), "1.5M");
         assert_eq!(number(25_000.0), "25K");
         assert_eq!(percentile_label(10_000.0), "99.99%");
+        assert_eq!(percentile_label(1e6), "99.9999%");
+        assert_eq!(percentile_label(1.0), "0%");
+        let loads = Scale::new(&Axis::log("load"), [1e6, 2.25e6].into_iter(), 0.0, 100.0);
+        assert_eq!(loads.ticks(), [1e6, 2e6]);
+        assert!(loads.px(1e6) > 10.0 && loads.px(2.25e6) < 90.0);
     }
 
     #[test]
