@@ -12,8 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::attack::AttackArgs;
-use crate::churn::ChurnArgs;
 use crate::capacity::CapacityArgs;
+use crate::churn::ChurnArgs;
 use crate::pubsub::topics::{Distribution, TOPICS_MAX};
 use crate::pubsub::wire::{DATA_MAX_BYTES, DATA_MIN_BYTES};
 use crate::source::{parse_cpus, parse_sources};
