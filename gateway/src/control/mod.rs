@@ -344,10 +344,11 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
             settings.max_connections_per_shard
         ),
     );
+    // Handlers first: whoever saw the line below may signal at once (a
+    // SIGTERM before them would kill the process instead of draining it).
+    watch_signals(Arc::clone(&control), wakes)?;
     // Scripts and tests wait for this exact line on stdout.
     println!("ringgate listening on {address}");
-
-    watch_signals(Arc::clone(&control), wakes)?;
 
     let mut total = ShardStats::default();
     for (index, thread) in threads.into_iter().enumerate() {
