@@ -42,6 +42,16 @@ pub struct Cli {
     /// (overrides admin.listen) [default: 127.0.0.1:9090].
     #[arg(long, value_name = "ADDR:PORT|off")]
     pub admin: Option<String>,
+
+    /// Log lines on stderr: `json` (one object per line) or `pretty` (for
+    /// people) (overrides log.format) [default: json].
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<ringgate_logging::Format>,
+
+    /// Lowest level logged, or `level,target=level,...` (overrides
+    /// log.level; RUST_LOG overrides both) [default: info].
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
 }
 
 fn refuse(error: &ConfigError) -> ExitCode {
@@ -81,16 +91,26 @@ pub fn run() -> ExitCode {
     if let Some(admin) = cli.admin {
         config.admin.listen = admin;
     }
+    if let Some(format) = cli.log_format {
+        config.log.format = format;
+    }
+    if let Some(level) = cli.log_level {
+        config.log.level = level;
+    }
     if let Err(error) = config.validate("command line") {
         return refuse(&error);
     }
+    if let Err(error) = ringgate_logging::init(&config.log) {
+        eprintln!("ringgate: {error}");
+        return ExitCode::from(2);
+    }
     match crate::control::serve(&config) {
         Ok(stats) => {
-            log::info("stopped", &format!("drained and stopped: {stats:?}"));
+            log::info!("stopped", "drained and stopped: {stats:?}");
             ExitCode::SUCCESS
         }
         Err(error) => {
-            log::error("failed", &format!("{error:#}"));
+            log::error!("failed", "{error:#}");
             eprintln!("ringgate: {error:#}");
             ExitCode::FAILURE
         }

@@ -34,6 +34,8 @@ pub struct Config {
     pub tls: Option<crate::defense::tls::TlsConfig>,
     /// `[admin]`: the metrics and health listener.
     pub admin: AdminConfig,
+    /// `[log]`: format, level, sampling, rate limit (docs/OPERATIONS.md).
+    pub log: ringgate_logging::LogConfig,
 }
 
 /// The admin HTTP listener (`/metrics`, `/healthz`, `/readyz`, `/status`).
@@ -386,6 +388,9 @@ impl Config {
         {
             return Err(invalid(error.key(), error.to_string()));
         }
+        if let Err(error) = self.log.validate() {
+            return Err(invalid(error.key, error.reason));
+        }
         if let Err(error) = limits.per_user.limits().validate() {
             return Err(ConfigError::Parse {
                 path: origin.to_string(),
@@ -639,6 +644,23 @@ mod tests {
         assert!(error.to_string().contains("router.id"), "{error}");
         let error = Config::parse("[gateway]\nnode_id = 0\n", "t").unwrap_err();
         assert!(error.to_string().contains("gateway.node_id"), "{error}");
+    }
+
+    #[test]
+    fn log_section_is_read_and_checked() {
+        let config = Config::parse(
+            "[log]\nformat = \"pretty\"\nlevel = \"warn\"\nsample_rate = 0\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(config.log.format, ringgate_logging::Format::Pretty);
+        assert_eq!(config.log.sample_rate, 0.0);
+        let error = Config::parse("[log]\nsample_rate = 2.0\n", "t").unwrap_err();
+        assert!(error.to_string().contains("log.sample_rate"), "{error}");
+        let error = Config::parse("[log]\nformat = \"xml\"\n", "t").unwrap_err();
+        assert!(error.to_string().contains("format"), "{error}");
+        let error = Config::parse("[log]\nlevel = \"loud\"\n", "t").unwrap_err();
+        assert!(error.to_string().contains("log.level"), "{error}");
     }
 
     #[test]

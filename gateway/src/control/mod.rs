@@ -184,7 +184,7 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
     if let Some(tls) = &config.tls {
         let acceptor = TlsAcceptor::from_config(tls).map_err(|error| anyhow::anyhow!("{error}"))?;
         settings.tls = Some(acceptor);
-        log::info("tls", "serving wss (TLS 1.2 and 1.3, ALPN http/1.1)");
+        log::info!("tls", "serving wss (TLS 1.2 and 1.3, ALPN http/1.1)");
     }
     // Single-host default: relay mode with no [[router]] runs one router as a
     // thread here, on an ephemeral loopback port, spoken to like any other.
@@ -193,25 +193,21 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
         .map_err(|error| anyhow::anyhow!("{error}"))?
         .map(Arc::new);
     match &settings.authenticator {
-        None => log::warn(
+        None => log::warn!(
             "auth_off",
             "AUTHENTICATION IS OFF: every connection is accepted as an anonymous user \
              (set [auth] jwt_hs256_secret or jwt_public_key_file, and required = true)",
         ),
-        Some(auth) if !auth.required() => log::warn(
+        Some(auth) if !auth.required() => log::warn!(
             "auth_optional",
-            &format!(
-                "auth.required = false: connections without a token are accepted as \
+            "auth.required = false: connections without a token are accepted as \
                  anonymous users ({} tokens are verified when present)",
-                auth.algorithm_name()
-            ),
+            auth.algorithm_name()
         ),
-        Some(auth) => log::info(
+        Some(auth) => log::info!(
             "auth_on",
-            &format!(
-                "every connection must present a valid {} token",
-                auth.algorithm_name()
-            ),
+            "every connection must present a valid {} token",
+            auth.algorithm_name()
         ),
     }
     if config.gateway.mode == Mode::Relay {
@@ -229,10 +225,7 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
                 .spawn(listener)
                 .context("starting the embedded router")?;
             let address = router.address();
-            log::info(
-                "embedded_router",
-                &format!("embedded router listening on {address}"),
-            );
+            log::info!("embedded_router", "embedded router listening on {address}");
             embedded_router = Some(router);
             vec![RouterAddress {
                 id: EMBEDDED_ROUTER_ID,
@@ -289,9 +282,10 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
             .with_context(|| {
                 format!("binding the admin listener {wanted} (set admin.listen, or --admin off)")
             })?;
-        log::info(
+        log::info!(
             "admin_listening",
-            &format!("admin listening on {bound} (/metrics /healthz /readyz /status)"),
+            address = %bound,
+            "admin listening on {bound} (/metrics /healthz /readyz /status)"
         );
     }
     let mut wakes = Vec::new();
@@ -309,6 +303,8 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
         let thread = std::thread::Builder::new()
             .name(format!("shard-{index}"))
             .spawn(move || -> io::Result<ShardStats> {
+                // Every line this thread writes carries "shard": index.
+                let _shard = crate::log::enter_shard(index);
                 if let Some(cpu) = cpu {
                     sys::pin_current_thread(cpu)?;
                 }
@@ -337,12 +333,10 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
         Mode::Echo => "echo",
         Mode::Relay => "relay",
     };
-    log::info(
+    log::info!(
         "listening",
-        &format!(
-            "listening on {address} ({shards} shards, {mode} mode, up to {} connections per shard)",
-            settings.max_connections_per_shard
-        ),
+        "listening on {address} ({shards} shards, {mode} mode, up to {} connections per shard)",
+        settings.max_connections_per_shard
     );
     // Handlers first: whoever saw the line below may signal at once (a
     // SIGTERM before them would kill the process instead of draining it).
@@ -360,8 +354,8 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
     }
     if let Some(router) = embedded_router {
         match router.stop() {
-            Ok(stats) => log::info("embedded_router_stopped", &format!("{stats:?}")),
-            Err(error) => log::warn("embedded_router_failed", &format!("{error}")),
+            Ok(stats) => log::info!("embedded_router_stopped", "{stats:?}"),
+            Err(error) => log::warn!("embedded_router_failed", "{error}"),
         }
     }
     Ok(total)
@@ -390,20 +384,17 @@ fn watch_signals(control: Arc<Control>, wakes: Vec<Arc<WakeFd>>) -> anyhow::Resu
             for signal in signals.forever() {
                 seen += 1;
                 if seen > 1 {
-                    log::warn(
+                    log::warn!(
                         "forced_exit",
                         "second signal: exiting without waiting for the drain",
                     );
                     std::process::exit(1);
                 }
-                log::info(
-                    "draining",
-                    &format!("signal {signal}: draining connections"),
-                );
+                log::info!("draining", "signal {signal}: draining connections");
                 control.begin_drain();
                 for wake in &wakes {
                     if let Err(error) = wake.wake() {
-                        log::error("wake_failed", &format!("could not wake a shard: {error}"));
+                        log::error!("wake_failed", "could not wake a shard: {error}");
                     }
                 }
             }

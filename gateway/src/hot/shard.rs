@@ -236,12 +236,11 @@ impl Shard {
                 ringgate_uring::sys::close_fd(conn.fd);
             }
         }
-        log::info(
+        log::info!(
             "shard_stopped",
-            &format!(
-                "shard {} stopped with {} connections open",
-                self.index, self.core.live
-            ),
+            "shard {} stopped with {} connections open",
+            self.index,
+            self.core.live
         );
         Ok(self.core.stats)
     }
@@ -440,6 +439,13 @@ impl Core {
             ringgate_uring::sys::close_fd(fd);
             return Ok(());
         }
+        if self.max_live != 0 && self.live >= self.max_live {
+            log::warn!(
+                "at_capacity",
+                max = self.max_live,
+                "connection refused: the shard is at its connection cap"
+            );
+        }
         if self.max_live != 0 && self.live >= self.max_live && self.settings.tls.is_some() {
             // A plaintext 503 would be garbage inside TLS: just close.
             self.stats.refused_at_capacity += 1;
@@ -476,6 +482,13 @@ impl Core {
                     .ip_refusals
                     .entry(refusal.reason.as_str())
                     .or_default() += 1;
+                log::warn!(
+                    "ip_refused",
+                    peer = %peer,
+                    status = refusal.status(),
+                    reason = refusal.reason.as_str(),
+                    "connection refused by a per-IP limit"
+                );
                 let answer = Refusal {
                     status: refusal.status(),
                     reason: refusal.reason.as_str(),
@@ -527,7 +540,7 @@ impl Core {
 
     fn on_accept_error(&mut self, error: &io::Error) {
         self.stats.accept_errors += 1;
-        log::warn("accept_failed", &format!("accept failed: {error}"));
+        log::warn!("accept_failed", "accept failed: {error}");
     }
 
     fn on_data(&mut self, ops: &mut Ops, slot: usize, data: &mut [u8]) -> io::Result<()> {
@@ -584,6 +597,7 @@ impl Core {
             }
             Err(error) => {
                 *self.stats.tls_errors.entry(error.reason()).or_default() += 1;
+                log::warn!("tls_error", reason = error.reason(), "TLS failed: closing");
                 let conn = &mut self.conns[slot];
                 if conn.phase != Phase::Finishing {
                     conn.phase = Phase::Closing;
@@ -664,6 +678,11 @@ impl Core {
                 .any(|allowed| allowed.eq_ignore_ascii_case(origin))
         {
             self.stats.origin_refusals += 1;
+            log::warn!(
+                "origin_refused",
+                origin,
+                "upgrade refused 403: origin not allowed"
+            );
             return Err(Refusal {
                 status: 403,
                 reason: "origin_not_allowed",
@@ -697,6 +716,11 @@ impl Core {
                             .user_refusals
                             .entry(refusal.reason.as_str())
                             .or_default() += 1;
+                        log::warn!(
+                            "user_refused",
+                            reason = refusal.reason.as_str(),
+                            "upgrade refused 429 by a per-user limit"
+                        );
                         return Err(Refusal {
                             status: 429,
                             reason: refusal.reason.as_str(),
@@ -710,15 +734,26 @@ impl Core {
             }
             Err(error) => {
                 *self.stats.auth_failures.entry(error.reason()).or_default() += 1;
+                // The reason only: never the token.
+                log::warn!(
+                    "auth_failure",
+                    peer = self
+                        .handshake_peers
+                        .get(&(slot as u32))
+                        .map(|(peer, _)| ringgate_logging::tracing::field::display(peer)),
+                    reason = error.reason(),
+                    "upgrade refused 401"
+                );
                 if error.counts_as_failed_auth()
                     && let Some((peer, _)) = self.handshake_peers.get(&(slot as u32))
                 {
                     let now_ms = self.settings.epoch.elapsed().as_millis() as u64;
                     if self.settings.ip_table.record_auth_failure(*peer, now_ms) {
                         self.stats.ip_bans += 1;
-                        log::warn(
+                        log::warn!(
                             "ip_banned",
-                            "an address was banned after repeated failed authentications",
+                            peer = %peer,
+                            "an address was banned after repeated failed authentications"
                         );
                     }
                 }
@@ -805,6 +840,11 @@ impl Core {
 
     fn refuse(&mut self, slot: usize, error: &HandshakeError) -> io::Result<()> {
         self.stats.count_refusal(error.status(), error.reason());
+        log::warn!(
+            "handshake_refused",
+            status = error.status(),
+            "upgrade refused: {error}"
+        );
         write_error_response(self.output_of(slot), error);
         self.close_after_answer(slot)
     }
@@ -866,6 +906,11 @@ impl Core {
         }
         if let Some(error) = failure {
             self.stats.count_protocol_error(error.close_code());
+            log::warn!(
+                "protocol_error",
+                close_code = error.close_code(),
+                "closing a connection: {error}"
+            );
             self.close_with(slot, error.close_code(), false);
             return Ok(());
         }
@@ -958,6 +1003,11 @@ impl Core {
             return false;
         }
         self.stats.slow_consumers += 1;
+        log::warn!(
+            "slow_consumer",
+            queued_bytes = conn.pending_output(),
+            "write queue over its cap: output dropped, closing 1008"
+        );
         conn.output.clear(&mut self.pool);
         self.close_with(slot, 1008, false);
         true
@@ -1160,6 +1210,10 @@ impl Core {
         }
         if refused {
             self.stats.slow_consumers += 1;
+            log::warn!(
+                "slow_consumer",
+                "TLS write queue over its cap: output dropped, closing"
+            );
             return self.begin_finish(ops, slot);
         }
         let closing = conn.has(flag::FINISH_AFTER_FLUSH)
@@ -1201,6 +1255,7 @@ impl Core {
     }
 
     fn on_tick(&mut self, ops: &mut Ops) -> io::Result<()> {
+        log::flush_suppressed();
         let mut fired = std::mem::take(&mut self.fired);
         self.wheel.advance(self.now, &mut fired);
         for entry in fired.drain(..) {
@@ -1228,10 +1283,15 @@ impl Core {
             Due::Nothing => {}
             Due::HandshakeTimeout => {
                 self.stats.handshake_timeouts += 1;
+                log::warn!("handshake_timeout", "no upgrade request in time: closing");
                 self.begin_finish(ops, slot)?;
             }
             Due::FrameTimeout => {
                 self.stats.frame_timeouts += 1;
+                log::warn!(
+                    "frame_timeout",
+                    "a frame took too long to arrive: closing 1008"
+                );
                 self.close_with(slot, 1008, false);
             }
             Due::IdleTimeout => {

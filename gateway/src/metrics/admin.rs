@@ -80,7 +80,7 @@ pub fn spawn(
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 if let Err(error) = admin.serve(stream) {
-                    log::warn("admin_request_failed", &format!("admin request: {error}"));
+                    log::warn!("admin_request_failed", "admin request: {error}");
                 }
             }
         })?;

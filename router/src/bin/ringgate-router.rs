@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! ringgate-router --listen 127.0.0.1:7100 --id 1 [--dedup-window-s 300] [--dedup-capacity N]
+//!                 [--log-format json|pretty] [--log-level info]
 //! ```
 //!
 //! Prints `ringgate-router listening on ADDR` on stdout once bound (ADDR is
@@ -50,10 +51,31 @@ struct Args {
     /// File holding the shared secret every peer's HELLO must carry.
     #[arg(long)]
     token_file: Option<std::path::PathBuf>,
+    /// Log lines on stderr: `json` (one object per line) or `pretty`.
+    #[arg(long, default_value = "json")]
+    log_format: ringgate_logging::Format,
+    /// Lowest level logged, or `level,target=level,...` (RUST_LOG overrides).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+    /// Lines per second of one event before lines are left out (and counted
+    /// in a `log_suppressed` line); 0: no limit.
+    #[arg(long, default_value_t = 10)]
+    log_lines_per_second: u32,
+    /// Lines of one event written at once before that rate holds.
+    #[arg(long, default_value_t = 20)]
+    log_burst: u32,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    ringgate_logging::init(&ringgate_logging::LogConfig {
+        format: args.log_format,
+        level: args.log_level.clone(),
+        lines_per_second: args.log_lines_per_second,
+        burst: args.log_burst,
+        ..Default::default()
+    })
+    .context("invalid log settings")?;
     let token = match &args.token_file {
         Some(path) => std::fs::read(path)
             .with_context(|| format!("reading {}", path.display()))?

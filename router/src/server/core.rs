@@ -264,10 +264,7 @@ impl Core {
                     } else {
                         self.stats.hellos_refused += 1;
                     }
-                    log::warn(
-                        "peer_protocol_error",
-                        &format!("{}: {error}", self.describe(id)),
-                    );
+                    log::warn!("peer_protocol_error", "{}: {error}", self.describe(id));
                     self.goaway(id, error.code(), error.reason());
                     break;
                 }
@@ -311,9 +308,11 @@ impl Core {
     /// A peer broke the connection rules: GOAWAY with `code`, then close.
     pub fn violation(&mut self, id: PeerId, code: Code, what: &str) {
         self.stats.protocol_errors += 1;
-        log::warn(
+        log::warn!(
             "peer_protocol_error",
-            &format!("{}: {} ({what})", self.describe(id), code.name()),
+            "{}: {} ({what})",
+            self.describe(id),
+            code.name()
         );
         self.goaway(id, code, what);
     }
@@ -331,7 +330,7 @@ impl Core {
         }
         let encoder = peer.session.as_ref().expect("open peer").encoder;
         if let Err(error) = peer.output.control(&encoder, frame, &mut self.pool) {
-            log::warn("encode_failed", &format!("{}: {error}", frame.frame_type()));
+            log::warn!("encode_failed", "{}: {error}", frame.frame_type());
             return false;
         }
         self.after_queue(id);
@@ -379,13 +378,11 @@ impl Core {
             };
             let (queued, blocked) = (peer.output_bytes(), peer.output.blocked_frames());
             self.stats.slow_peers_disconnected += 1;
-            log::warn(
+            log::warn!(
                 "slow_peer",
-                &format!(
-                    "{}: {queued} bytes queued ({blocked} frames waiting for credit), over the {}-byte bound",
-                    self.describe(id),
-                    self.config.max_output_bytes
-                ),
+                "{}: {queued} bytes queued ({blocked} frames waiting for credit), over the {}-byte bound",
+                self.describe(id),
+                self.config.max_output_bytes
             );
             let peer = &mut self.peers[id.slot as usize];
             peer.output.clear(&mut self.pool);
@@ -465,9 +462,11 @@ impl Core {
         let Some(session) = self.peers[id.slot as usize].session.take() else {
             return;
         };
-        log::info(
+        log::info!(
             "peer_detached",
-            &format!("{:?} node {} detached", session.role, session.node_id),
+            "{:?} node {} detached",
+            session.role,
+            session.node_id
         );
         match session.role {
             Role::Gateway => {
@@ -529,10 +528,7 @@ impl Core {
                 }
                 Phase::Open if now - peer.last_receive_ms >= self.config.idle_timeout_ms => {
                     self.stats.timeouts += 1;
-                    log::warn(
-                        "peer_silent",
-                        &format!("{}: silent, closing", self.describe(id)),
-                    );
+                    log::warn!("peer_silent", "{}: silent, closing", self.describe(id));
                     self.goaway(
                         id,
                         Code::TIMEOUT,

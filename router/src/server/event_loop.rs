@@ -49,9 +49,11 @@ pub(super) fn run(
     listener: &TcpListener,
     stop: &StopHandle,
 ) -> io::Result<RouterStats> {
+    let id = config.id;
+    // Every line this thread writes carries "router": id.
+    let _router = ringgate_logging::enter_router(id);
     let uring = Uring::new(&config.ring)?;
     let started = Instant::now();
-    let id = config.id;
     let mut event_loop = Loop {
         uring,
         core: Core::new(config, Clock::read(started)),
@@ -60,19 +62,16 @@ pub(super) fn run(
         stop,
     };
     let address = listener.local_addr()?;
-    log::info(
-        "router_started",
-        &format!("router {id} serving on {address}"),
-    );
+    log::info!("router_started", "router {id} serving on {address}");
     let result = event_loop.turns(started);
     event_loop.close_all();
     let stats = event_loop.core.stats();
-    log::info(
+    log::info!(
         "router_stopped",
-        &format!(
-            "router {id} stopped: {} publishes, {} accepted, {} duplicates",
-            stats.publishes, stats.accepted_publishes, stats.duplicates
-        ),
+        "router {id} stopped: {} publishes, {} accepted, {} duplicates",
+        stats.publishes,
+        stats.accepted_publishes,
+        stats.duplicates
     );
     result.map(|()| stats)
 }
@@ -120,7 +119,7 @@ impl Loop<'_> {
                 match result {
                     Ok(fd) => self.on_accept(fd)?,
                     Err(error) if error.raw_os_error() == Some(libc::ECANCELED) => {}
-                    Err(error) => log::warn("accept_failed", &format!("accept failed: {error}")),
+                    Err(error) => log::warn!("accept_failed", "accept failed: {error}"),
                 }
                 if !more && self.accepting {
                     self.uring.ops.accept_multishot(self.listener, LISTENER)?;
@@ -153,6 +152,7 @@ impl Loop<'_> {
                 }
             }
             Completion::Tick { .. } => {
+                ringgate_logging::flush_suppressed();
                 self.core.on_tick();
                 self.uring.ops.tick(TICK, CONTROL)?;
             }

@@ -26,12 +26,12 @@ impl Core {
         };
         if let Err((code, text)) = self.check_hello(&hello) {
             self.stats.hellos_refused += 1;
-            log::warn(
+            log::warn!(
                 "hello_refused",
-                &format!(
-                    "{:?} node {} ({}): {text}",
-                    hello.role, hello.node_id, hello.agent
-                ),
+                "{:?} node {} ({}): {text}",
+                hello.role,
+                hello.node_id,
+                hello.agent
             );
             return self.goaway(id, code, text);
         }
@@ -74,12 +74,12 @@ impl Core {
             Role::Gateway => self.stats.gateways_attached += 1,
             _ => self.stats.backends_attached += 1,
         }
-        log::info(
+        log::info!(
             "peer_attached",
-            &format!(
-                "{:?} node {} ({}) attached",
-                hello.role, hello.node_id, hello.agent
-            ),
+            "{:?} node {} ({}) attached",
+            hello.role,
+            hello.node_id,
+            hello.agent
         );
         let ack = Frame::HelloAck(HelloAck {
             version: VERSION,
@@ -113,14 +113,12 @@ impl Core {
     }
 
     pub(super) fn on_goaway(&mut self, id: PeerId, go_away: GoAway<'_>) {
-        log::info(
+        log::info!(
             "peer_goaway",
-            &format!(
-                "{} leaves: {} {}",
-                self.describe(id),
-                go_away.code.name(),
-                go_away.text
-            ),
+            "{} leaves: {} {}",
+            self.describe(id),
+            go_away.code.name(),
+            go_away.text
         );
         self.finish(id.slot as usize);
     }

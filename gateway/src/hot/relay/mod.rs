@@ -227,6 +227,11 @@ impl Core {
             Ok(Request::Unsubscribe(subscription)) => self.unsubscribe(slot, &subscription.topic),
             Err(error) => {
                 self.stats.bad_requests += 1;
+                log::warn!(
+                    "bad_request",
+                    reason = error.reason.as_str(),
+                    "client request refused: {error}"
+                );
                 let reply = ErrorReply::from(&error);
                 self.reply_error(slot, &reply);
             }
@@ -236,6 +241,11 @@ impl Core {
     /// A binary message in relay mode: the relay protocol is JSON text.
     pub(in crate::hot) fn on_client_binary(&mut self, slot: usize) {
         self.stats.bad_requests += 1;
+        log::warn!(
+            "bad_request",
+            reason = "binary_not_supported",
+            "client request refused: binary message in relay mode"
+        );
         let reply = ErrorReply {
             reason: Some("binary_not_supported"),
             ..ErrorReply::new(ErrorCode::BadRequest)
@@ -290,6 +300,12 @@ impl Core {
                         .message_refusals
                         .entry("per_topic_rate")
                         .or_default() += 1;
+                    log::warn!(
+                        "rate_limited",
+                        reason = "per_topic_rate",
+                        topic_bytes = topic.len(),
+                        "publish refused rate_limited by the per-topic limit"
+                    );
                     let reply = ErrorReply {
                         id: Some(id),
                         retry_after_ms: Some(limited.retry_after_ms),
@@ -308,9 +324,11 @@ impl Core {
             .entry(refusal.as_str())
             .or_default() += 1;
         if let Some(code) = refusal.close_code() {
-            log::warn(
+            log::warn!(
                 "abuse_closed",
-                "a connection kept sending past its rate limits: closed",
+                reason = refusal.as_str(),
+                close_code = code,
+                "a connection kept sending past its rate limits: closed"
             );
             self.close_with(slot, code, false);
             return false;
@@ -319,6 +337,12 @@ impl Core {
             Some("unavailable") => ErrorCode::Unavailable,
             _ => ErrorCode::RateLimited,
         };
+        log::warn!(
+            "rate_limited",
+            reason = refusal.as_str(),
+            code = code.as_str(),
+            "publish refused by a per-user limit"
+        );
         let reply = ErrorReply {
             id: Some(id),
             retry_after_ms: refusal.retry_after_ms(),
@@ -337,11 +361,19 @@ impl Core {
         let generation = self.conns[slot].generation;
         let relay = self.relay.as_mut().expect("relay mode");
         // The reason tells clients (and operators) which overload this is.
-        let unavailable = |retry_after_ms, reason| ErrorReply {
-            id: Some(id),
-            retry_after_ms: Some(retry_after_ms),
-            reason: Some(reason),
-            ..ErrorReply::new(ErrorCode::Unavailable)
+        let unavailable = |retry_after_ms, reason| {
+            log::warn!(
+                "publish_unavailable",
+                reason,
+                trace_id = publish.trace.as_deref(),
+                "publish refused unavailable"
+            );
+            ErrorReply {
+                id: Some(id),
+                retry_after_ms: Some(retry_after_ms),
+                reason: Some(reason),
+                ..ErrorReply::new(ErrorCode::Unavailable)
+            }
         };
         let Some(link_index) = relay
             .link_of_topic(topic)
@@ -401,11 +433,25 @@ impl Core {
                 link.in_flight += 1;
                 self.stats.publishes += 1;
                 self.routed_to_router += 1;
+                log::sampled!(
+                    "message_routed",
+                    direction = "publish",
+                    router = link.router.0,
+                    topic_bytes = topic.len(),
+                    bytes = length,
+                    trace_id = (!trace.is_empty()).then_some(trace),
+                    "publish sent to its router"
+                );
                 self.mark_link_dirty(link_index);
             }
             Err(error) => {
                 relay.links[link_index].output.truncate(before);
                 relay.take_pending(publish_id);
+                log::warn!(
+                    "publish_too_large",
+                    trace_id = (!trace.is_empty()).then_some(trace),
+                    "publish refused too_large: {error}"
+                );
                 let reason = error.to_string();
                 let reply = ErrorReply {
                     id: Some(id),
@@ -597,9 +643,13 @@ impl Core {
                 link.publish_credit = CreditWindow::new(ack.credit);
                 link.max_body_bytes = ack.max_body_bytes;
                 link.came_up(now);
-                log::info(
+                log::info!(
                     "router_up",
-                    &format!("router {} at {} is up", link.router.0, link.address),
+                    router = link.router.0,
+                    address = %link.address,
+                    "router {} at {} is up",
+                    link.router.0,
+                    link.address
                 );
                 self.resubscribe(index);
             }
@@ -637,12 +687,11 @@ impl Core {
             }
             Frame::Reply(reply) => {
                 if reply.code != protocol::Code::OK {
-                    log::warn(
+                    log::warn!(
                         "router_refused",
-                        &format!(
-                            "router refused request {}: {}",
-                            reply.request_id, reply.text
-                        ),
+                        "router refused request {}: {}",
+                        reply.request_id,
+                        reply.text
                     );
                 }
             }
@@ -698,6 +747,12 @@ impl Core {
                 };
                 write_err(&mut json, &reply);
                 self.stats.publish_rejected += 1;
+                log::warn!(
+                    "publish_rejected",
+                    code = code.as_str(),
+                    reason = refusal.text,
+                    "the router refused a publish"
+                );
             }
         }
         self.send_text(slot, &json);
@@ -752,15 +807,18 @@ impl Core {
             .wall_clock_ms()
             .saturating_sub(deliver.message_id.hlc.wall_ms())
             * 1_000;
+        let mut dropped = 0u32;
         for &recipient in &recipients {
             let slot = recipient.slot as usize;
-            let Some(conn) = self.conns.get_mut(slot) else {
-                continue;
-            };
-            if conn.generation != recipient.generation || conn.phase != Phase::Open {
+            let open = self.conns.get(slot).is_some_and(|conn| {
+                conn.generation == recipient.generation && conn.phase == Phase::Open
+            });
+            if !open {
                 *self.stats.delivery_failures.entry("closed").or_default() += 1;
+                dropped += 1;
                 continue;
             }
+            let conn = &mut self.conns[slot];
             conn.output.push_shared(Rc::clone(&shared), &mut self.pool);
             self.stats.messages_out += 1;
             self.stats.count_out(FrameKind::Text);
@@ -777,6 +835,25 @@ impl Core {
                 self.stats.histograms.delivery_us.observe(age_us);
             }
         }
+        let trace_id = (!deliver.trace_id.is_empty()).then_some(deliver.trace_id);
+        if dropped != 0 {
+            log::warn!(
+                "delivery_dropped",
+                reason = "recipient_closed",
+                recipients = dropped,
+                trace_id,
+                "delivery not queued: recipient closed or closing"
+            );
+        }
+        log::sampled!(
+            "message_routed",
+            direction = "deliver",
+            recipients = recipients.len(),
+            topic_bytes = deliver.topic.len(),
+            bytes = deliver.payload.len(),
+            trace_id,
+            "delivery queued on local recipients"
+        );
         self.relay().recipients = recipients;
     }
 
@@ -888,7 +965,11 @@ impl Core {
             Err(error) => {
                 let random = self.relay().next_random();
                 self.relay().links[index].back_off(now, random);
-                log::warn("router_connect_failed", &format!("socket: {error}"));
+                log::warn!(
+                    "router_connect_failed",
+                    router = self.relay().links[index].router.0,
+                    "socket: {error}"
+                );
                 return Ok(());
             }
         };
@@ -945,9 +1026,14 @@ impl Core {
         if matches!(link.state, LinkState::Backoff | LinkState::Closing) {
             return;
         }
-        log::warn(
+        log::warn!(
             "router_down",
-            &format!("router {} at {}: {reason}", link.router.0, link.address),
+            router = link.router.0,
+            address = %link.address,
+            was_up = link.state == LinkState::Up,
+            "router {} at {}: {reason}",
+            link.router.0,
+            link.address
         );
         link.state = LinkState::Closing;
         link.output.clear();
@@ -991,6 +1077,14 @@ impl Core {
                 relay.pending_free.push(index as u32);
                 failed.push(pending);
             }
+        }
+        if !failed.is_empty() {
+            log::warn!(
+                "publish_unavailable",
+                reason = "router_lost",
+                publishes = failed.len(),
+                "publishes waiting on a lost router answered unavailable"
+            );
         }
         for pending in failed {
             let slot = pending.slot as usize;
