@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, Event, Gateway};
+use common::{Client, Gateway, next_json, send_json};
 use ringgate_wscodec::OpCode;
 use serde_json::{Value, json};
 
@@ -123,20 +123,6 @@ fn wait_until_routed(gateway: &Gateway) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("gateway never reached its routers: {}", gateway.stderr());
-}
-
-fn send_json(client: &mut Client, value: Value) {
-    client.send(OpCode::Text, value.to_string().as_bytes());
-}
-
-fn next_json(client: &mut Client) -> Value {
-    loop {
-        match client.next() {
-            Event::Text(text) => return serde_json::from_slice(&text).unwrap(),
-            Event::Ping(_) | Event::Pong(_) => {}
-            other => panic!("expected a text frame, got {other:?}"),
-        }
-    }
 }
 
 /// Reads until an envelope with `op`, returning it (others are collected).

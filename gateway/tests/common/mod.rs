@@ -564,3 +564,71 @@ pub fn jwt(user: &str, exp_offset_s: i64) -> String {
     )
     .unwrap()
 }
+
+/// A loopback port that was free a moment ago (bind to port 0, read it,
+/// release it), for listeners a test must name up front, like the admin
+/// listener's `--admin 127.0.0.1:PORT` or a Prometheus server.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` over HTTP/1.1 with `Connection: close`; returns the status and
+/// the body (de-chunked when the answer is chunked), or None when the
+/// connection fails (the server is not up yet).
+pub fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let chunked = head.lines().any(|line| {
+        let line = line.to_ascii_lowercase();
+        line.starts_with("transfer-encoding:") && line.contains("chunked")
+    });
+    let body = if chunked {
+        dechunk(body)?
+    } else {
+        body.to_string()
+    };
+    Some((status, body))
+}
+
+/// Joins the chunks of a chunked HTTP/1.1 body.
+fn dechunk(mut rest: &str) -> Option<String> {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n")?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        if size == 0 {
+            return Some(body);
+        }
+        body.push_str(after.get(..size)?);
+        rest = after.get(size..)?.strip_prefix("\r\n")?;
+    }
+}
+
+/// Sends a JSON value as one text frame (a relay-mode client envelope).
+pub fn send_json(client: &mut Client, value: serde_json::Value) {
+    client.send(OpCode::Text, value.to_string().as_bytes());
+}
+
+/// The next text frame as JSON, skipping pings and pongs.
+pub fn next_json(client: &mut Client) -> serde_json::Value {
+    loop {
+        match client.next() {
+            Event::Text(text) => return serde_json::from_slice(&text).unwrap(),
+            Event::Ping(_) | Event::Pong(_) => {}
+            other => panic!("expected a text frame, got {other:?}"),
+        }
+    }
+}
