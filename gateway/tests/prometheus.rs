@@ -392,13 +392,13 @@ fn prometheus_scrapes_a_live_gateway_and_the_counters_follow_the_traffic() {
     // Fail early and clearly when the tools are missing, before any gateway starts.
     prometheus_tool("prometheus");
     prometheus_tool("promtool");
-    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let gateway = Gateway::launch(
         "[gateway]\nallowed_origins = [\"https://chat.example.com\"]\n\
          [limits.per_ip]\nmax_connections = 2\nexempt = [\"127.0.0.1/32\"]\n\
          [limits.per_user]\nrepeated_content_max = 2\n",
-        &["--shards", "2", "--admin", &admin.to_string()],
+        &["--shards", "2"],
     );
+    let admin = gateway.admin_address();
     let scrape = wait_scrape(admin);
     let prometheus = Prometheus::start(admin);
     prometheus.wait_for("up{job=\"ringgate\"}", "the target up", |up| up == 1.0);
@@ -439,21 +439,27 @@ fn prometheus_scrapes_a_live_gateway_and_the_counters_follow_the_traffic() {
     at_least("sum(ringgate_tcp_accepted_total)", 8.0);
     at_least("sum(ringgate_bytes_received_total)", 1000.0);
     at_least("sum(ringgate_bytes_sent_total)", 1000.0);
-    at_least("sum(ringgate_rate_limited_total)", 1.0);
+    at_least(
+        "sum(ringgate_rate_limited_total{reason=\"repeated_content\"})",
+        1.0,
+    );
     exactly(
         "sum(ringgate_frames_rejected_total{reason=\"too_big\"})",
         1.0,
     );
     exactly("sum(ringgate_connections_closed_total{code=\"1009\"})", 1.0);
     exactly(
-        "sum(ringgate_upgrade_refusals_total{status=\"403\",reason=\"origin\"})",
+        "sum(ringgate_upgrade_refusals_total{status=\"403\",reason=\"origin_not_allowed\"})",
         1.0,
     );
     exactly(
-        "sum(ringgate_upgrade_refusals_total{status=\"429\",reason=\"per_ip\"})",
+        "sum(ringgate_upgrade_refusals_total{status=\"429\",reason=\"per_ip_connections\"})",
         1.0,
     );
-    at_least("sum(ringgate_upgrade_refusals_total{status=\"400\"})", 1.0);
+    exactly(
+        "sum(ringgate_upgrade_refusals_total{status=\"400\",reason=\"missing_key\"})",
+        1.0,
+    );
     // Subscriber, publisher and the two connections of the per-IP flood.
     exactly("sum(ringgate_connections_active)", held.len() as f64);
     exactly("count(ringgate_connections_active)", 2.0);
