@@ -332,6 +332,13 @@ fn every_alert_has_severity_annotations_and_a_runbook_section_that_exists() {
         .filter_map(|line| line.strip_prefix("## ").or(line.strip_prefix("### ")))
         .map(anchor)
         .collect();
+    for link in runbooks.split("](#").skip(1) {
+        let target = &link[..link.find(')').unwrap()];
+        assert!(
+            anchors.contains(target),
+            "RUNBOOKS.md links to a missing #{target}"
+        );
+    }
     let alerts: Vec<&str> = rules.split("- alert: ").skip(1).collect();
     assert!(alerts.len() >= 15, "only {} alerts", alerts.len());
     for alert in alerts {
