@@ -205,7 +205,11 @@ fn a_router_that_is_down_makes_the_gateway_degraded() {
         assert!(Instant::now() < deadline, "readyz said {status} {body:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let metrics = wait_for(admin, "ringgate_router_link_failures_total{}", 1.0);
+    let metrics = wait_for(
+        admin,
+        "ringgate_router_link_failures_total{reason=\"connect\"}",
+        1.0,
+    );
     assert_eq!(sample(&metrics, "ringgate_router_up{router=\"7\"}"), 0.0);
     // A publish to a router that is down is refused, and counted.
     let mut client = gateway.connect();

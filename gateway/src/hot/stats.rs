@@ -123,8 +123,10 @@ pub struct ShardStats {
     pub publish_unavailable: u64,
     /// DELIVER frames received from routers.
     pub deliveries_in: u64,
-    /// Router links that failed (connect, protocol, silence).
-    pub router_failures: u64,
+    /// Router links that failed, by kind (`relay::LINK_FAILURE_KINDS`).
+    pub router_failures: BTreeMap<&'static str, u64>,
+    /// Router requests (subscribe, unsubscribe) the router refused.
+    pub router_refusals: u64,
     /// Upgrades refused 401, by reason.
     pub auth_failures: BTreeMap<&'static str, u64>,
     /// Connections refused by a per-IP limit, by reason.
@@ -187,6 +189,9 @@ impl ShardStats {
         for (key, value) in &other.refusal_reasons {
             *self.refusal_reasons.entry(*key).or_default() += value;
         }
+        for (key, value) in &other.router_failures {
+            *self.router_failures.entry(key).or_default() += value;
+        }
         for (key, value) in &other.delivery_failures {
             *self.delivery_failures.entry(key).or_default() += value;
         }
@@ -241,7 +246,7 @@ impl ShardStats {
             (&mut self.publish_rejected, other.publish_rejected),
             (&mut self.publish_unavailable, other.publish_unavailable),
             (&mut self.deliveries_in, other.deliveries_in),
-            (&mut self.router_failures, other.router_failures),
+            (&mut self.router_refusals, other.router_refusals),
             (&mut self.deliveries_out, other.deliveries_out),
         ];
         for (into, from) in scalars {

@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 use super::histogram::Histogram;
 use super::{Board, ShardView, readiness};
 use crate::control::Control;
+use crate::hot::relay::LINK_FAILURE_KINDS;
 use crate::hot::stats::{FrameKind, ShardStats};
 
 /// The collector: the shards' views and the drain flag.
@@ -400,10 +401,23 @@ fn encode_relay(
         "Publishes sent to the router and not yet acknowledged, all shards.",
         &depth,
     )?;
+    let failures: Vec<_> = LINK_FAILURE_KINDS
+        .iter()
+        .map(|&reason| {
+            let count = total.router_failures.get(reason).copied().unwrap_or(0);
+            ([("reason", reason)], count)
+        })
+        .collect();
     out.counter(
         "ringgate_router_link_failures",
-        "Router links lost (connect failure, protocol error, silence), all routers.",
-        &[(NONE, total.router_failures)],
+        "Router links lost, all routers, by reason: protocol, timeout (no HELLO_ACK), \
+         silence (missed pings), connect, send, recv, closed (by the router).",
+        &failures,
+    )?;
+    out.counter(
+        "ringgate_router_request_refusals",
+        "Subscribe/unsubscribe requests a router refused.",
+        &[(NONE, total.router_refusals)],
     )
 }
 

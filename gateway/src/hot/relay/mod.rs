@@ -40,6 +40,14 @@ use link::{Link, LinkState};
 use topics::{Change, Subscriber, Topics};
 use trace::{MAX_SHOWN_HOPS, StartedHops, TraceIds};
 
+/// Why router links fail (the `reason` label of
+/// `ringgate_router_link_failures_total`): a bad or unexpected frame, no
+/// HELLO_ACK in time, missed pings, a failed connect, send or receive, or
+/// the router closing the connection.
+pub const LINK_FAILURE_KINDS: [&str; 7] = [
+    "protocol", "timeout", "silence", "connect", "send", "recv", "closed",
+];
+
 /// Most publishes one shard may have waiting for their PUBLISH_ACK.
 const MAX_PENDING: usize = 65_536;
 /// What a shard grants each router at HELLO, and tops up as it delivers.
@@ -621,7 +629,7 @@ impl Core {
         }
         relay.links[index].input = input;
         if let Some(reason) = failure {
-            self.link_failed(ops, index, &reason);
+            self.link_failed(ops, index, "protocol", &reason);
         }
     }
 
@@ -687,6 +695,7 @@ impl Core {
             }
             Frame::Reply(reply) => {
                 if reply.code != protocol::Code::OK {
+                    self.stats.router_refusals += 1;
                     log::warn!(
                         "router_refused",
                         "router refused request {}: {}",
@@ -937,10 +946,10 @@ impl Core {
             match link.state {
                 LinkState::Backoff if now >= link.retry_tick => self.link_connect(ops, index)?,
                 LinkState::Connecting | LinkState::Hello if now >= link.state_tick + setup => {
-                    self.link_failed(ops, index, "router did not answer in time");
+                    self.link_failed(ops, index, "timeout", "router did not answer in time");
                 }
                 LinkState::Up if now >= link.last_heard_tick + ping * LINK_MISSED_PINGS => {
-                    self.link_failed(ops, index, "router missed 3 pings");
+                    self.link_failed(ops, index, "silence", "router missed 3 pings");
                 }
                 LinkState::Up if now >= link.last_heard_tick + ping && link.output.is_empty() => {
                     let frame = Frame::Ping(protocol::Ping {
@@ -992,7 +1001,7 @@ impl Core {
         result: io::Result<()>,
     ) -> io::Result<()> {
         if let Err(error) = result {
-            self.link_failed(ops, index, &format!("connect: {error}"));
+            self.link_failed(ops, index, "connect", &format!("connect: {error}"));
             return Ok(());
         }
         let (node_id, now) = (self.relay().node_id, self.now);
@@ -1021,7 +1030,14 @@ impl Core {
     }
 
     /// A link broke: drop its socket, fail what waits on it, back off.
-    pub(in crate::hot) fn link_failed(&mut self, ops: &mut Ops, index: usize, reason: &str) {
+    /// `kind` is the metric label (one of [`LINK_FAILURE_KINDS`]).
+    pub(in crate::hot) fn link_failed(
+        &mut self,
+        ops: &mut Ops,
+        index: usize,
+        kind: &'static str,
+        reason: &str,
+    ) {
         let link = &mut self.relay().links[index];
         if matches!(link.state, LinkState::Backoff | LinkState::Closing) {
             return;
@@ -1041,7 +1057,7 @@ impl Core {
         if link.recv_armed {
             let _ = ops.cancel_recv(link_token(index, link.generation));
         }
-        self.stats.router_failures += 1;
+        *self.stats.router_failures.entry(kind).or_default() += 1;
         self.link_close_if_done(index);
         self.fail_pending(index);
     }
@@ -1163,7 +1179,7 @@ impl Core {
                 }
                 self.mark_link_dirty(index);
             }
-            Err(error) => self.link_failed(ops, index, &format!("send: {error}")),
+            Err(error) => self.link_failed(ops, index, "send", &format!("send: {error}")),
         }
         self.link_close_if_done(index);
         Ok(())
@@ -1189,8 +1205,8 @@ impl Core {
                 return ops.recv_multishot(fd, token);
             }
             Some(error) if error.raw_os_error() == Some(libc::ECANCELED) => {}
-            Some(error) => self.link_failed(ops, index, &format!("recv: {error}")),
-            None => self.link_failed(ops, index, "router closed the connection"),
+            Some(error) => self.link_failed(ops, index, "recv", &format!("recv: {error}")),
+            None => self.link_failed(ops, index, "closed", "router closed the connection"),
         }
         self.link_close_if_done(index);
         Ok(())
