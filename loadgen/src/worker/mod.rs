@@ -1,13 +1,14 @@
 //! A worker process: its share of the connections split over threads (one
 //! per --cpus entry), and the handle its controller drives them through.
 //!
-//! Hot path: `thread` (event loop), `conn` (per-connection state) and
-//! `engine` (what to do with each frame).
+//! Hot path: `thread` (event loop), `conn` (per-connection state),
+//! `frames` (bytes to messages) and `engine` (what to do with each message).
 //! Control plane: `control` (window, stop flag, progress counters).
 
 pub mod conn;
 pub mod control;
 pub mod engine;
+pub mod frames;
 pub mod pubsub;
 pub mod socket;
 pub mod thread;

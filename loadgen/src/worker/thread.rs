@@ -24,6 +24,7 @@ mod churn;
 use super::conn::{Conn, Phase};
 use super::control::{Control, Window};
 use super::engine::{Engine, Traffic};
+use super::frames::decode_all;
 use super::pubsub::{PubSub, PubSubPlan};
 use super::socket::{connect_socket, read_once, ws_key};
 use crate::churn::ChurnPlan;
@@ -583,22 +584,17 @@ impl Worker {
     /// Decodes `read_buf[..len]` on connection `index`, queueing replies in `out`.
     fn process_input(&mut self, index: usize, len: usize, now: u64) -> Result<(), ErrorReason> {
         let conn = &mut self.conns[index];
-        let input = &mut self.read_buf[..len];
         let engine = &mut self.engine;
-        let mut offset = 0;
-        while offset < len {
-            let (used, message) = conn
-                .decoder
-                .decode(&mut input[offset..], &engine.limits)
-                .map_err(|_| ErrorReason::Protocol)?;
-            offset += used;
-            match message {
-                Some(message) => engine.on_message(index, &mut conn.outstanding, message, now)?,
-                None if used == 0 => break,
-                None => {}
-            }
-        }
-        Ok(())
+        let limits = engine.limits;
+        let outstanding = &mut conn.outstanding;
+        let decoded = decode_all(
+            &mut conn.decoder,
+            &mut self.read_buf[..len],
+            &limits,
+            |message| engine.on_message(index, outstanding, message, now),
+        );
+        engine.flush_latencies();
+        decoded
     }
 
     fn send_out(&mut self, index: usize) {
