@@ -60,14 +60,7 @@ pub fn validate(args: &ChurnArgs) -> Result<(), String> {
 /// Warmup holds the population; churn runs from the window's start to its
 /// end; the drain waits (up to --timeout) for the last reconnects.
 pub fn window(args: &ChurnArgs, go_ns: u64) -> Window {
-    let start_ns = go_ns + args.common.warmup.as_ns();
-    let end_ns = start_ns + args.common.duration.as_ns();
-    Window {
-        go_ns,
-        start_ns,
-        end_ns,
-        drain_end_ns: end_ns + args.common.timeout.as_ns(),
-    }
+    Window::measured(go_ns, &args.common, args.common.timeout.as_ns())
 }
 
 /// What one thread does: its share of the churn rate, or storms.

@@ -368,26 +368,9 @@ fn wait_for_connections(scenario: &Scenario, workers: &mut Workers, ticker: &mut
 fn window_from(scenario: &Scenario, go_ns: u64) -> Window {
     let common = scenario.common();
     match scenario {
-        Scenario::Echo(echo) => {
-            let start_ns = go_ns + common.warmup.as_ns();
-            let end_ns = start_ns + common.duration.as_ns();
-            Window {
-                go_ns,
-                start_ns,
-                end_ns,
-                drain_end_ns: end_ns + echo.drain.as_ns(),
-            }
-        }
+        Scenario::Echo(echo) => Window::measured(go_ns, common, echo.drain.as_ns()),
         Scenario::Pubsub(pubsub) => {
-            let go_ns = go_ns + SUBSCRIBE_SETTLE_NS;
-            let start_ns = go_ns + common.warmup.as_ns();
-            let end_ns = start_ns + common.duration.as_ns();
-            Window {
-                go_ns,
-                start_ns,
-                end_ns,
-                drain_end_ns: end_ns + pubsub.drain.as_ns(),
-            }
+            Window::measured(go_ns + SUBSCRIBE_SETTLE_NS, common, pubsub.drain.as_ns())
         }
         Scenario::Churn(churn) => crate::churn::window(churn, go_ns),
         Scenario::Attack(attack) => crate::attack::window(attack, go_ns),

@@ -132,14 +132,7 @@ pub fn validate(args: &AttackArgs) -> Result<(), String> {
 /// Warmup: the control connection alone (its baseline); the window: the
 /// attacks; the drain: answers still awaited.
 pub fn window(args: &AttackArgs, go_ns: u64) -> Window {
-    let start_ns = go_ns + args.common.warmup.as_ns();
-    let end_ns = start_ns + args.common.duration.as_ns();
-    Window {
-        go_ns,
-        start_ns,
-        end_ns,
-        drain_end_ns: end_ns + args.drain.as_ns(),
-    }
+    Window::measured(go_ns, &args.common, args.drain.as_ns())
 }
 
 /// One thread's attackers and pacing.

@@ -12,13 +12,10 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 use ringgate_wscodec::{
-    ClientHandshakeError, Limits, Message, OpCode, accept_key, parse_server_response,
-    write_client_request, write_frame,
+    ClientHandshakeError, Limits, Message, OpCode, accept_key, parse_server_response, write_frame,
 };
-use std::os::fd::AsRawFd;
 
 use super::client::{
     self as script, Client, FloodReply, NONREADER_BYTES_MAX, NONREADER_MESSAGE_BYTES,
@@ -30,8 +27,11 @@ use crate::stamp;
 use crate::stats::{ErrorReason, Totals};
 use crate::sys::{Timer, now_ns};
 use crate::worker::control::{Control, ProgressDelta, Window};
-use crate::worker::socket::{connect_socket, read_once, ws_key};
-use crate::worker::thread::ThreadPlan;
+use crate::worker::socket::{
+    Wait, connect_registered, connect_result, connect_settled, poll_with_timer, read_once, wait,
+    wants_read, write_upgrade_request, ws_key,
+};
+use crate::worker::thread::{ThreadPlan, start_failed};
 
 const TIMER: Token = Token(usize::MAX - 1);
 const CONTROL: usize = 0;
@@ -51,13 +51,7 @@ pub fn run(plan: ThreadPlan, control: Arc<Control>) -> Totals {
     let attack = plan.attack.clone().expect("attack plan");
     let mut worker = match AttackWorker::new(plan, attack, Arc::clone(&control)) {
         Ok(worker) => worker,
-        Err(e) => {
-            eprintln!("loadgen: attack thread cannot start: {e}");
-            control.mark_ready();
-            let mut totals = Totals::default();
-            totals.errors.insert(ErrorReason::from_io(&e).key(), 1);
-            return totals;
-        }
+        Err(e) => return start_failed(&control, &e),
     };
     worker.run();
     worker.finish()
@@ -89,13 +83,7 @@ struct AttackWorker {
 
 impl AttackWorker {
     fn new(plan: ThreadPlan, attack: AttackPlan, control: Arc<Control>) -> io::Result<Self> {
-        let poll = Poll::new()?;
-        let timer = Timer::new()?;
-        poll.registry().register(
-            &mut SourceFd(&timer.fd().as_raw_fd()),
-            TIMER,
-            Interest::READABLE,
-        )?;
+        let (poll, timer) = poll_with_timer(TIMER)?;
         let mut clients = vec![Client::new(None)];
         clients.extend(attack.kinds.iter().map(|&kind| Client::new(Some(kind))));
         let mut attack_totals = AttackTotals::default();
@@ -165,19 +153,11 @@ impl AttackWorker {
             } else if now > begun + GO_WAIT_MAX_NS {
                 break;
             }
-            if let Some(deadline) = wake
-                && let Err(e) = self.timer.arm(deadline)
-            {
-                eprintln!("loadgen: timerfd: {e}");
-                break;
-            }
             let timeout = Duration::from_nanos(next_housekeeping.saturating_sub(now));
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                eprintln!("loadgen: epoll: {e}");
-                break;
+            match wait(&mut self.poll, &mut self.timer, &mut events, wake, timeout) {
+                Wait::Ready => {}
+                Wait::Again => continue,
+                Wait::Stop => break,
             }
             let now = now_ns();
             for event in events.iter() {
@@ -336,33 +316,17 @@ impl AttackWorker {
         }
     }
 
-    fn source_for(&self, index: usize) -> Option<std::net::IpAddr> {
-        if index == CONTROL || self.plan.sources.is_empty() {
-            return None;
-        }
-        let local = self.plan.first_index + (index as u64 - 1) * self.plan.stride;
-        Some(self.plan.sources[(local % self.plan.sources.len() as u64) as usize])
-    }
-
     fn open(&mut self, index: usize, now: u64) {
         self.totals.counts.connect_attempts += 1;
-        let source = self.source_for(index);
+        // Attacker `j` is connection `j + 1`; the control takes no --src address.
+        let source = index
+            .checked_sub(1)
+            .and_then(|attacker| self.plan.source(attacker as u64));
         let client = &mut self.clients[index];
         client.conn.started_ns = now;
         client.stage = Stage::Connecting;
         self.pending += 1;
-        let registered = connect_socket(self.plan.target, source).and_then(|mut stream| {
-            self.poll
-                .registry()
-                .register(
-                    &mut stream,
-                    Token(index),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .map_err(|e| ErrorReason::from_io(&e))?;
-            Ok(stream)
-        });
-        match registered {
+        match connect_registered(&self.poll, &self.plan, source, index) {
             Ok(stream) => self.clients[index].conn.stream = Some(stream),
             Err(reason) => self.fail_upgrade(index, reason),
         }
@@ -383,10 +347,10 @@ impl AttackWorker {
         let Some(client) = self.clients.get(index) else {
             return;
         };
-        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        let readable = wants_read(event);
         match client.stage {
             Stage::Connecting => {
-                if event.is_writable() || event.is_error() || event.is_write_closed() {
+                if connect_settled(event) {
                     self.finish_connect(index, now);
                 }
                 if readable && self.clients[index].stage == Stage::Upgrading {
@@ -425,15 +389,10 @@ impl AttackWorker {
         let Some(stream) = self.clients[index].conn.stream.as_ref() else {
             return;
         };
-        match stream.take_error() {
-            Ok(None) => {}
-            Ok(Some(e)) | Err(e) => return self.fail_upgrade(index, ErrorReason::from_io(&e)),
-        }
-        match stream.peer_addr() {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) => return self.fail_upgrade(index, ErrorReason::from_io(&e)),
+        match connect_result(stream) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(reason) => return self.fail_upgrade(index, reason),
         }
         if self.clients[index].kind == Some(Kind::Slowloris) {
             self.out = script::slowloris_start(&self.plan.host, &self.plan.path);
@@ -442,10 +401,7 @@ impl AttackWorker {
             self.send_out(index, now);
             return;
         }
-        let key = ws_key(self.plan.seed, index);
-        let key = std::str::from_utf8(&key).expect("base64 is ASCII");
-        self.out.clear();
-        write_client_request(&mut self.out, &self.plan.host, &self.plan.path, key, &[]);
+        write_upgrade_request(&mut self.out, &self.plan, index);
         self.clients[index].stage = Stage::Upgrading;
         self.send_out(index, now);
     }
@@ -661,24 +617,30 @@ impl AttackWorker {
         client.stage = Stage::Done;
         client.conn.close();
         self.delta.closed += 1;
-        match client.kind {
-            None => {
-                *self
-                    .attack_totals
-                    .control
-                    .failures
-                    .entry(reason.key())
-                    .or_default() += 1;
-                *self.totals.errors.entry(reason.key()).or_default() += 1;
-            }
+        let (kind, attack_started_ns) = (client.kind, client.attack_started_ns);
+        self.book(kind, reason.key());
+        match kind {
+            None => *self.totals.errors.entry(reason.key()).or_default() += 1,
             Some(kind) => {
-                let waited = latency_us(client.attack_started_ns, now);
-                let totals = self.attack_totals.kind(kind);
-                *totals.outcomes.entry(reason.key()).or_default() += 1;
-                totals.answer_time.0.saturating_record(waited);
+                let waited = latency_us(attack_started_ns, now);
+                self.attack_totals
+                    .kind(kind)
+                    .answer_time
+                    .0
+                    .saturating_record(waited);
                 self.delta.errors += 1;
             }
         }
+    }
+
+    /// Counts `key` as a failure of the control connection (`kind` None)
+    /// or as an outcome of an attacker of `kind`.
+    fn book(&mut self, kind: Option<Kind>, key: String) {
+        let counts = match kind {
+            None => &mut self.attack_totals.control.failures,
+            Some(kind) => &mut self.attack_totals.kind(kind).outcomes,
+        };
+        *counts.entry(key).or_default() += 1;
     }
 
     /// Connecting or upgrading failed: the attack never began.
@@ -693,25 +655,12 @@ impl AttackWorker {
         self.totals.counts.connects_failed += 1;
         self.delta.connects_failed += 1;
         *self.totals.errors.entry(reason.key()).or_default() += 1;
-        match client.kind {
-            None => {
-                *self
-                    .attack_totals
-                    .control
-                    .failures
-                    .entry(reason.key())
-                    .or_default() += 1;
-            }
-            Some(kind) => {
-                let key = format!("upgrade_{}", reason.key());
-                *self
-                    .attack_totals
-                    .kind(kind)
-                    .outcomes
-                    .entry(key)
-                    .or_default() += 1;
-            }
-        }
+        let kind = client.kind;
+        let key = match kind {
+            None => reason.key(),
+            Some(_) => format!("upgrade_{}", reason.key()),
+        };
+        self.book(kind, key);
     }
 
     fn next_mask(&mut self) -> [u8; 4] {
@@ -729,28 +678,18 @@ impl AttackWorker {
             match client.stage {
                 Stage::Attacking => {
                     held += 1;
-                    if let Some(kind) = client.kind {
-                        *self
-                            .attack_totals
-                            .kind(kind)
-                            .outcomes
-                            .entry("no_answer".into())
-                            .or_default() += 1;
-                    }
                     client.conn.close();
                     self.delta.closed += 1;
+                    if let kind @ Some(_) = client.kind {
+                        self.book(kind, "no_answer".into());
+                    }
                 }
                 Stage::Connecting | Stage::Upgrading => {
                     self.fail_upgrade(index, ErrorReason::Timeout);
                 }
                 Stage::Idle => {
-                    if let Some(kind) = client.kind {
-                        *self
-                            .attack_totals
-                            .kind(kind)
-                            .outcomes
-                            .entry("not_started".into())
-                            .or_default() += 1;
+                    if let kind @ Some(_) = client.kind {
+                        self.book(kind, "not_started".into());
                     }
                 }
                 Stage::Done => {}

@@ -9,6 +9,7 @@ use std::sync::{Mutex, OnceLock};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use crate::cli::CommonArgs;
 use crate::stats::new_histogram;
 
 /// Absolute monotonic times (ns) of a run's phases.
@@ -25,6 +26,18 @@ pub struct Window {
 }
 
 impl Window {
+    /// Warmup from `go_ns`, then `--duration` measured, then `drain_ns`.
+    pub fn measured(go_ns: u64, common: &CommonArgs, drain_ns: u64) -> Window {
+        let start_ns = go_ns + common.warmup.as_ns();
+        let end_ns = start_ns + common.duration.as_ns();
+        Window {
+            go_ns,
+            start_ns,
+            end_ns,
+            drain_end_ns: end_ns + drain_ns,
+        }
+    }
+
     pub fn length_s(&self) -> f64 {
         (self.end_ns - self.start_ns) as f64 / 1e9
     }

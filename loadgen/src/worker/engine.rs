@@ -156,15 +156,7 @@ impl Engine {
             return;
         };
         self.answered(outstanding);
-        let counts = &mut self.totals.counts;
-        counts.received_total += 1;
-        self.delta.received += 1;
-        if let Some(window) = self.window
-            && now >= window.start_ns
-            && now < window.end_ns
-        {
-            counts.received_in_window += 1;
-        }
+        self.count_received(now);
         self.record_latency(intended, now);
         if let Traffic::ClosedLoop { .. } = self.traffic
             && self.sending(now)
@@ -185,21 +177,26 @@ impl Engine {
             self.count_error_n(reason, 1);
         }
         if let Some((latency, intended_in_window)) = handled.delivery {
-            let counts = &mut self.totals.counts;
-            counts.received_total += 1;
-            self.delta.received += 1;
-            if let Some(window) = self.window
-                && now >= window.start_ns
-                && now < window.end_ns
-            {
-                counts.received_in_window += 1;
-            }
+            self.count_received(now);
             if intended_in_window {
                 self.totals.latency.saturating_record(latency);
             }
             if self.track_interval {
                 self.interval.saturating_record(latency);
             }
+        }
+    }
+
+    /// A reply (echo) or delivery (pubsub) arrived at `now`.
+    fn count_received(&mut self, now: u64) {
+        let counts = &mut self.totals.counts;
+        counts.received_total += 1;
+        self.delta.received += 1;
+        if let Some(window) = self.window
+            && now >= window.start_ns
+            && now < window.end_ns
+        {
+            counts.received_in_window += 1;
         }
     }
 

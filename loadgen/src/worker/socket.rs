@@ -1,18 +1,127 @@
-//! Socket-level helpers of the event loop: starting a connection, one
+//! Socket-level helpers of the event loops (the workers' and the attack
+//! scenario's): the epoll instance and its timer, one wait, starting a
+//! connection and seeing it complete, the upgrade request, one
 //! non-blocking read, and the per-connection upgrade key.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::Duration;
 
+use mio::event::Event;
 use mio::net::TcpStream;
-use ringgate_wscodec::client_key;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use ringgate_wscodec::{client_key, write_client_request};
 use rustix::io::Errno;
 use rustix::net::RecvFlags;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use super::conn::Conn;
+use super::thread::ThreadPlan;
 use crate::stats::ErrorReason;
-use crate::sys;
+use crate::sys::{self, Timer};
+
+/// An epoll instance, with a timerfd (for deadlines finer than epoll's
+/// millisecond) registered in it under `timer_token`.
+pub fn poll_with_timer(timer_token: Token) -> io::Result<(Poll, Timer)> {
+    let poll = Poll::new()?;
+    let timer = Timer::new()?;
+    poll.registry().register(
+        &mut SourceFd(&timer.fd().as_raw_fd()),
+        timer_token,
+        Interest::READABLE,
+    )?;
+    Ok((poll, timer))
+}
+
+/// What one wait of an event loop came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// `events` holds what is ready (maybe nothing: a timeout).
+    Ready,
+    /// A signal interrupted the wait: go round again.
+    Again,
+    /// The timer or epoll failed (the error is printed): the loop ends.
+    Stop,
+}
+
+/// Arms `timer` for `wake` (if given), then waits for readiness, at most
+/// `timeout`.
+pub fn wait(
+    poll: &mut Poll,
+    timer: &mut Timer,
+    events: &mut Events,
+    wake: Option<u64>,
+    timeout: Duration,
+) -> Wait {
+    if let Some(deadline) = wake
+        && let Err(e) = timer.arm(deadline)
+    {
+        eprintln!("loadgen: timerfd: {e}");
+        return Wait::Stop;
+    }
+    match poll.poll(events, Some(timeout)) {
+        Ok(()) => Wait::Ready,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Wait::Again,
+        Err(e) => {
+            eprintln!("loadgen: epoll: {e}");
+            Wait::Stop
+        }
+    }
+}
+
+/// Whether `event` calls for a read: data, the peer's end, or an error to collect.
+pub fn wants_read(event: &Event) -> bool {
+    event.is_readable() || event.is_read_closed() || event.is_error()
+}
+
+/// Whether a connecting socket's `event` says the connect is over (either way).
+pub fn connect_settled(event: &Event) -> bool {
+    event.is_writable() || event.is_error() || event.is_write_closed()
+}
+
+/// Starts connection `index` of `plan` from `source` and registers it with
+/// `poll` under `Token(index)`, for reading and writing.
+pub fn connect_registered(
+    poll: &Poll,
+    plan: &ThreadPlan,
+    source: Option<IpAddr>,
+    index: usize,
+) -> Result<TcpStream, ErrorReason> {
+    let mut stream = connect_socket(plan.target, source)?;
+    poll.registry()
+        .register(
+            &mut stream,
+            Token(index),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .map_err(|e| ErrorReason::from_io(&e))?;
+    Ok(stream)
+}
+
+/// After a connecting socket turned ready: `Ok(true)` once TCP is up,
+/// `Ok(false)` while the connect is still in progress, else why it failed.
+pub fn connect_result(stream: &TcpStream) -> Result<bool, ErrorReason> {
+    match stream.take_error() {
+        Ok(None) => {}
+        Ok(Some(e)) | Err(e) => return Err(ErrorReason::from_io(&e)),
+    }
+    match stream.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(ErrorReason::from_io(&e)),
+    }
+}
+
+/// Replaces `out` with connection `index`'s upgrade request.
+pub fn write_upgrade_request(out: &mut Vec<u8>, plan: &ThreadPlan, index: usize) {
+    let key = ws_key(plan.seed, index);
+    let key = std::str::from_utf8(&key).expect("base64 is ASCII");
+    out.clear();
+    write_client_request(out, &plan.host, &plan.path, key, &[]);
+}
 
 /// One read; `Ok(None)` when the socket has nothing now.
 pub fn read_once(conn: &mut Conn, buf: &mut [u8]) -> Result<Option<usize>, ErrorReason> {

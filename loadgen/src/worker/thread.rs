@@ -12,12 +12,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
-use ringgate_wscodec::{
-    ClientHandshakeError, OpCode, accept_key, parse_server_response, write_client_request,
-};
-use std::os::fd::AsRawFd;
+use mio::{Events, Poll, Token};
+use ringgate_wscodec::{ClientHandshakeError, OpCode, accept_key, parse_server_response};
 
 mod churn;
 
@@ -26,7 +22,10 @@ use super::control::{Control, Window};
 use super::engine::{Engine, Traffic};
 use super::frames::decode_all;
 use super::pubsub::{PubSub, PubSubPlan};
-use super::socket::{connect_socket, read_once, ws_key};
+use super::socket::{
+    Wait, connect_registered, connect_result, connect_settled, poll_with_timer, read_once, wait,
+    wants_read, write_upgrade_request, ws_key,
+};
 use crate::churn::ChurnPlan;
 use crate::schedule::{Schedule, due_for_conn, latency_us, seq_of};
 use crate::stats::{ErrorReason, Totals};
@@ -79,6 +78,28 @@ pub struct ThreadPlan {
     pub attack: Option<crate::attack::AttackPlan>,
 }
 
+impl ThreadPlan {
+    /// The source address of the thread's `j`-th connection (None: let
+    /// the kernel choose).
+    pub fn source(&self, j: u64) -> Option<IpAddr> {
+        if self.sources.is_empty() {
+            return None;
+        }
+        let local = self.first_index + j * self.stride;
+        Some(self.sources[(local % self.sources.len() as u64) as usize])
+    }
+}
+
+/// What a thread that could not set up its event loop reports: ready (so
+/// the run does not wait for it), and the error.
+pub fn start_failed(control: &Control, error: &io::Error) -> Totals {
+    eprintln!("loadgen: worker thread cannot start: {error}");
+    control.mark_ready();
+    let mut totals = Totals::default();
+    totals.errors.insert(ErrorReason::from_io(error).key(), 1);
+    totals
+}
+
 /// Runs one thread's share to completion and returns what it counted.
 pub fn run(plan: ThreadPlan, control: Arc<Control>) -> Totals {
     if let Some(cpu) = plan.cpu
@@ -91,13 +112,7 @@ pub fn run(plan: ThreadPlan, control: Arc<Control>) -> Totals {
     }
     let mut worker = match Worker::new(plan, Arc::clone(&control)) {
         Ok(worker) => worker,
-        Err(e) => {
-            eprintln!("loadgen: worker thread cannot start: {e}");
-            control.mark_ready();
-            let mut totals = Totals::default();
-            totals.errors.insert(ErrorReason::from_io(&e).key(), 1);
-            return totals;
-        }
+        Err(e) => return start_failed(&control, &e),
     };
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
     worker.run(&mut events);
@@ -138,13 +153,7 @@ struct Worker {
 
 impl Worker {
     fn new(plan: ThreadPlan, control: Arc<Control>) -> io::Result<Worker> {
-        let poll = Poll::new()?;
-        let timer = Timer::new()?;
-        poll.registry().register(
-            &mut SourceFd(&timer.fd().as_raw_fd()),
-            TIMER,
-            Interest::READABLE,
-        )?;
+        let (poll, timer) = poll_with_timer(TIMER)?;
         let conns = (0..plan.conns).map(|_| Conn::new()).collect();
         let mut engine = Engine::new(
             plan.traffic,
@@ -258,19 +267,11 @@ impl Worker {
                     Some(window.drain_end_ns)
                 }
             };
-            if let Some(deadline) = wake
-                && let Err(e) = self.timer.arm(deadline)
-            {
-                eprintln!("loadgen: timerfd: {e}");
-                break;
-            }
             let timeout = Duration::from_nanos(next_housekeeping.saturating_sub(now));
-            if let Err(e) = self.poll.poll(events, Some(timeout)) {
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                eprintln!("loadgen: epoll: {e}");
-                break;
+            match wait(&mut self.poll, &mut self.timer, events, wake, timeout) {
+                Wait::Ready => {}
+                Wait::Again => continue,
+                Wait::Stop => break,
             }
             let now = now_ns();
             for event in events.iter() {
@@ -376,37 +377,18 @@ impl Worker {
         None
     }
 
-    fn source_for(&self, index: usize) -> Option<IpAddr> {
-        if self.plan.sources.is_empty() {
-            return None;
-        }
-        let local = self.plan.first_index + index as u64 * self.plan.stride;
-        Some(self.plan.sources[(local % self.plan.sources.len() as u64) as usize])
-    }
-
     fn open_connection(&mut self, index: usize, now: u64) {
         let counts = &mut self.engine.totals.counts;
         counts.connect_attempts += 1;
         if counts.first_attempt_ns == 0 {
             counts.first_attempt_ns = now;
         }
-        let source = self.source_for(index);
+        let source = self.plan.source(index as u64);
         let conn = &mut self.conns[index];
         conn.started_ns = now;
         conn.phase = Phase::Connecting;
         self.pending += 1;
-        let registered = connect_socket(self.plan.target, source).and_then(|mut stream| {
-            self.poll
-                .registry()
-                .register(
-                    &mut stream,
-                    Token(index),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .map_err(|e| ErrorReason::from_io(&e))?;
-            Ok(stream)
-        });
-        match registered {
+        match connect_registered(&self.poll, &self.plan, source, index) {
             Ok(stream) => self.conns[index].stream = Some(stream),
             Err(reason) => self.drop_conn(index, reason),
         }
@@ -416,10 +398,10 @@ impl Worker {
         let Some(conn) = self.conns.get(index) else {
             return;
         };
-        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+        let readable = wants_read(event);
         match conn.phase {
             Phase::Connecting => {
-                if event.is_writable() || event.is_error() || event.is_write_closed() {
+                if connect_settled(event) {
                     self.finish_connect(index);
                 }
                 if readable && self.conns[index].phase == Phase::Handshaking {
@@ -448,21 +430,13 @@ impl Worker {
         let Some(stream) = self.conns[index].stream.as_ref() else {
             return;
         };
-        match stream.take_error() {
-            Ok(None) => {}
-            Ok(Some(e)) | Err(e) => return self.drop_conn(index, ErrorReason::from_io(&e)),
+        match connect_result(stream) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(reason) => return self.drop_conn(index, reason),
         }
-        match stream.peer_addr() {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-            Err(e) => return self.drop_conn(index, ErrorReason::from_io(&e)),
-        }
-        let key = ws_key(self.plan.seed, index);
-        let key = std::str::from_utf8(&key).expect("base64 is ASCII");
         let out = &mut self.engine.out;
-        out.clear();
-        write_client_request(out, &self.plan.host, &self.plan.path, key, &[]);
+        write_upgrade_request(out, &self.plan, index);
         let conn = &mut self.conns[index];
         let sent = conn.send(out);
         match sent {
