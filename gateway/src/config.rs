@@ -116,6 +116,9 @@ pub struct LimitsConfig {
     pub max_connections: usize,
     pub max_write_queue_bytes: usize,
     pub frame_timeout_ms: u64,
+    /// Relay mode: most publishes each shard holds per router while that
+    /// router is down after having been up (0: hold none).
+    pub degraded_buffer_messages: usize,
     /// `[limits.per_ip]`: per-address limits at accept.
     pub per_ip: PerIpConfig,
     /// `[limits.per_user]`: devices at upgrade, message rates (relay mode).
@@ -321,6 +324,7 @@ impl Default for LimitsConfig {
             max_connections: 0,
             max_write_queue_bytes: 1 << 20,
             frame_timeout_ms: 10_000,
+            degraded_buffer_messages: 10_000,
             per_ip: PerIpConfig::default(),
             per_user: PerUserConfig::default(),
             per_topic: PerTopicConfig::default(),
@@ -498,6 +502,15 @@ impl Config {
                 ),
             ));
         }
+        if limits.degraded_buffer_messages > 1_000_000 {
+            return Err(invalid(
+                "limits.degraded_buffer_messages",
+                format!(
+                    "{} is more than 1000000 publishes per router per shard",
+                    limits.degraded_buffer_messages
+                ),
+            ));
+        }
         if limits.max_write_queue_bytes != 0 && limits.max_write_queue_bytes < 256 {
             return Err(invalid(
                 "limits.max_write_queue_bytes",
@@ -632,6 +645,9 @@ mod tests {
         );
         let error = Config::parse("[gateway]\nsubprotocols = [\"a b\"]\n", "test").unwrap_err();
         assert!(error.to_string().contains("gateway.subprotocols"));
+        let error = Config::parse("[limits]\ndegraded_buffer_messages = 2000000\n", "test");
+        let error = error.unwrap_err().to_string();
+        assert!(error.contains("limits.degraded_buffer_messages"), "{error}");
     }
 
     #[test]

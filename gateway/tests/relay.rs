@@ -89,8 +89,13 @@ impl Drop for Router {
 }
 
 fn relay_gateway(node_id: u32, routers: &[&Router], shards: &str) -> Gateway {
+    relay_gateway_with(node_id, routers, shards, "")
+}
+
+/// A relay gateway with extra config (e.g. a `[limits]` table).
+fn relay_gateway_with(node_id: u32, routers: &[&Router], shards: &str, extra: &str) -> Gateway {
     let toml = format!(
-        "[gateway]\nmode = \"relay\"\nnode_id = {node_id}\n{}",
+        "[gateway]\nmode = \"relay\"\nnode_id = {node_id}\n{}{extra}",
         Router::config(routers)
     );
     let gateway = Gateway::launch(&toml, &["--shards", shards]);
@@ -115,7 +120,7 @@ fn wait_until_routed(gateway: &Gateway) {
             );
         }
         let oks = (0..4)
-            .filter(|_| next_json(&mut client)["op"] == "ack")
+            .filter(|_| answer_skipping_status(&mut client)["op"] == "ack")
             .count();
         if oks == 4 {
             return;
@@ -123,6 +128,16 @@ fn wait_until_routed(gateway: &Gateway) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("gateway never reached its routers: {}", gateway.stderr());
+}
+
+/// The next envelope that is not a `status`.
+fn answer_skipping_status(client: &mut Client) -> Value {
+    loop {
+        let value = next_json(client);
+        if value["op"] != "status" {
+            return value;
+        }
+    }
 }
 
 /// Reads until an envelope with `op`, returning it (others are collected).
@@ -281,32 +296,181 @@ fn malformed_envelopes_get_bad_request_and_the_connection_stays_usable() {
 }
 
 #[test]
-fn publishes_without_a_live_router_are_refused_unavailable() {
-    let r1 = Router::start(1, "127.0.0.1:0");
-    let gateway = relay_gateway(1, &[&r1], "1");
-    drop(r1);
+fn publishes_for_a_router_never_reached_are_refused_no_router() {
+    // Nothing listens at the router's address: the link never comes up, so
+    // nothing is held for it.
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let toml = format!(
+        "[gateway]\nmode = \"relay\"\nnode_id = 1\n[[router]]\nid = 1\naddress = \"{address}\"\n"
+    );
+    let gateway = Gateway::launch(&toml, &["--shards", "1"]);
     let mut client = gateway.connect();
+    send_json(
+        &mut client,
+        json!({"op": "pub", "topic": "t", "id": "u1", "data": 1}),
+    );
+    let answer = next_json(&mut client);
+    assert_eq!(answer["op"], "err", "{answer}");
+    assert_eq!(answer["code"], "unavailable", "{answer}");
+    assert_eq!(answer["reason"], "no_router", "{answer}");
+    assert!(answer["retry_after_ms"].as_u64().unwrap() > 0);
+    assert_eq!(answer["id"], "u1");
+    // Not degraded: a sub is taken locally and sent when the router comes.
+    send_json(&mut client, json!({"op": "sub", "topic": "t"}));
+    assert_eq!(next_json(&mut client)["op"], "subscribed");
+}
+
+/// Reads envelopes until `done` says the collection is complete.
+fn collect_until(client: &mut Client, mut done: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+    let mut seen = Vec::new();
+    while !done(&seen) {
+        seen.push(next_json(client));
+    }
+    seen
+}
+
+fn count_op(seen: &[Value], op: &str) -> usize {
+    seen.iter().filter(|value| value["op"] == op).count()
+}
+
+/// Polls the gateway's `/metrics` until `series` (`name{labels}` exactly as
+/// exported) equals `expected` (shards publish about every 100 ms).
+fn wait_metric(gateway: &Gateway, series: &str, expected: f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        send_json(
-            &mut client,
-            json!({"op": "pub", "topic": "t", "id": "u1", "data": 1}),
-        );
-        let answer = next_json(&mut client);
-        if answer["op"] == "err" {
-            assert_eq!(answer["code"], "unavailable", "{answer}");
-            let reason = answer["reason"].as_str().unwrap_or("");
-            assert!(["no_router", "router_lost"].contains(&reason), "{answer}");
-            assert!(answer["retry_after_ms"].as_u64().unwrap() > 0);
-            assert_eq!(answer["id"], "u1");
-            break;
+        let (_, metrics) = common::http_get(gateway.admin_address(), "/metrics").unwrap();
+        let value = metrics.lines().find_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            (name == series).then(|| value.parse::<f64>().unwrap())
+        });
+        if value == Some(expected) {
+            return;
         }
         assert!(
             Instant::now() < deadline,
-            "still acknowledged without a router: {answer}"
+            "{series} is {value:?}, not {expected}"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn assert_degraded(status: &Value) {
+    assert_eq!(
+        status,
+        &json!({"op": "status", "state": "degraded", "text": "Limited connectivity"})
+    );
+}
+
+#[test]
+fn publishes_wait_through_a_router_outage_and_are_acknowledged_in_order() {
+    let r1 = Router::start(1, "127.0.0.1:0");
+    let address = r1.address;
+    let gateway = relay_gateway(1, &[&r1], "1");
+    let mut subscriber = gateway.connect();
+    subscribe(&mut subscriber, "outage.topic");
+    let mut publisher = gateway.connect();
+    std::thread::sleep(Duration::from_millis(200));
+    drop(r1);
+    assert_degraded(&next_json(&mut subscriber));
+    assert_degraded(&next_json(&mut publisher));
+    for n in 0..5 {
+        send_json(
+            &mut publisher,
+            json!({"op": "pub", "topic": "outage.topic", "id": format!("o{n}"), "data": {"n": n}}),
+        );
+    }
+    // A new subscription cannot reach the router: refused, retry later.
+    send_json(
+        &mut publisher,
+        json!({"op": "sub", "topic": "outage.topic"}),
+    );
+    assert_eq!(
+        next_json(&mut publisher),
+        json!({"op": "err", "code": "degraded", "retry_after_ms": 5000})
+    );
+    assert!(
+        publisher.stays_quiet(Duration::from_millis(300)),
+        "answered while the router is down"
+    );
+    // A client arriving meanwhile is told too.
+    let mut late = gateway.connect();
+    assert_degraded(&next_json(&mut late));
+    wait_metric(&gateway, "ringgate_degraded{}", 1.0);
+    wait_metric(&gateway, "ringgate_router_buffer_depth{router=\"1\"}", 5.0);
+    wait_metric(
+        &gateway,
+        "ringgate_publishes_total{outcome=\"buffered\"}",
+        5.0,
+    );
+    let _r1 = Router::start(1, &address.to_string());
+    let seen = collect_until(&mut publisher, |seen| {
+        count_op(seen, "ack") == 5 && count_op(seen, "status") == 1
+    });
+    let acks: Vec<&Value> = seen.iter().filter(|v| v["op"] == "ack").collect();
+    for (n, ack) in acks.iter().enumerate() {
+        assert_eq!(ack["id"], format!("o{n}"), "{seen:?}");
+        assert_eq!(ack["dup"], false);
+    }
+    assert!(
+        seen.contains(&json!({"op": "status", "state": "ok"})),
+        "{seen:?}"
+    );
+    let seen = collect_until(&mut subscriber, |seen| {
+        count_op(seen, "msg") == 5 && count_op(seen, "status") == 1
+    });
+    let delivered: Vec<&Value> = seen.iter().filter(|v| v["op"] == "msg").collect();
+    for (n, message) in delivered.iter().enumerate() {
+        assert_eq!(message["data"]["n"], n, "{seen:?}");
+        assert_eq!(message["msg"], acks[n]["msg"]);
+    }
+    assert!(
+        seen.contains(&json!({"op": "status", "state": "ok"})),
+        "{seen:?}"
+    );
+    assert_eq!(next_json(&mut late), json!({"op": "status", "state": "ok"}));
+    wait_metric(&gateway, "ringgate_degraded{}", 0.0);
+    wait_metric(&gateway, "ringgate_router_buffer_depth{router=\"1\"}", 0.0);
+    // Back to normal: a publish is acknowledged at once.
+    send_json(
+        &mut publisher,
+        json!({"op": "pub", "topic": "outage.topic", "id": "after", "data": 5}),
+    );
+    assert_eq!(next_json(&mut publisher)["op"], "ack");
+}
+
+#[test]
+fn publishes_beyond_the_degraded_buffer_are_refused_buffer_full() {
+    let r1 = Router::start(1, "127.0.0.1:0");
+    let address = r1.address;
+    let limits = "[limits]\ndegraded_buffer_messages = 3\n";
+    let gateway = relay_gateway_with(1, &[&r1], "1", limits);
+    let mut publisher = gateway.connect();
+    drop(r1);
+    assert_degraded(&next_json(&mut publisher));
+    for n in 0..5 {
+        send_json(
+            &mut publisher,
+            json!({"op": "pub", "topic": "full.topic", "id": format!("f{n}"), "data": n}),
+        );
+    }
+    for n in 3..5 {
+        let answer = next_json(&mut publisher);
+        assert_eq!(answer["op"], "err", "{answer}");
+        assert_eq!(answer["code"], "unavailable", "{answer}");
+        assert_eq!(answer["reason"], "buffer_full", "{answer}");
+        assert_eq!(answer["id"], format!("f{n}"));
+    }
+    let _r1 = Router::start(1, &address.to_string());
+    let seen = collect_until(&mut publisher, |seen| count_op(seen, "ack") == 3);
+    let acked: Vec<&Value> = seen
+        .iter()
+        .filter(|v| v["op"] == "ack")
+        .map(|v| &v["id"])
+        .collect();
+    assert_eq!(acked, [&json!("f0"), &json!("f1"), &json!("f2")]);
 }
 
 #[test]

@@ -74,6 +74,8 @@ pub struct Routing {
     pub routers: Vec<RouterAddress>,
     /// What client envelopes may contain.
     pub rules: crate::envelope::Rules,
+    /// Most publishes each shard holds per router while it is down.
+    pub held_messages_max: usize,
 }
 
 impl Settings {
@@ -245,6 +247,7 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
             node_id: config.gateway.node_id,
             routers,
             rules: config.limits.content.rules(),
+            held_messages_max: config.limits.degraded_buffer_messages,
         });
     }
     let admin_address = config

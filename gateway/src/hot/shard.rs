@@ -128,7 +128,11 @@ impl Shard {
         let settings_epoch = settings.epoch;
         let relay = match &settings.relay {
             Some(routing) => {
-                let mut relay = Relay::new(routing.node_id * 256 + index as u32, &routing.routers)?;
+                let mut relay = Relay::new(
+                    routing.node_id * 256 + index as u32,
+                    &routing.routers,
+                    routing.held_messages_max,
+                )?;
                 relay.rules = routing.rules.clone();
                 Some(relay)
             }
@@ -405,6 +409,7 @@ impl Core {
                     state: link.state.name(),
                     up: link.is_up(),
                     in_flight: link.in_flight,
+                    held: link.held.len() as u32,
                     queued_bytes: link.output.len(),
                 })
                 .collect()
@@ -418,6 +423,7 @@ impl Core {
             cq_depth: gauges.cq_depth,
             routers,
             shardmap_epoch: self.relay.as_ref().map_or(0, Relay::shardmap_epoch),
+            degraded: self.relay.as_ref().is_some_and(|relay| relay.degraded),
             draining: self.draining,
         }
     }
@@ -828,12 +834,12 @@ impl Core {
             let took = self.clock_us.saturating_sub(accepted_us);
             self.stats.histograms.handshake_us.observe(took);
         }
-        if self.relay.is_some() {
-            self.relay_user_joined(slot);
-        }
         let conn = &mut self.conns[slot];
         conn.phase = Phase::Open;
         conn.phase_tick = self.now;
+        if self.relay.is_some() {
+            self.relay_connection_opened(slot);
+        }
         self.mark_dirty(slot);
         self.arm(slot);
     }

@@ -121,6 +121,8 @@ pub struct ShardStats {
     pub publish_rejected: u64,
     /// Publishes answered `unavailable` (no live router, no credit, full).
     pub publish_unavailable: u64,
+    /// Publishes held for a router that is down (sent when it is back).
+    pub publishes_buffered: u64,
     /// DELIVER frames received from routers.
     pub deliveries_in: u64,
     /// Router links that failed, by kind (`relay::LINK_FAILURE_KINDS`).
@@ -245,6 +247,7 @@ impl ShardStats {
             (&mut self.acks, other.acks),
             (&mut self.publish_rejected, other.publish_rejected),
             (&mut self.publish_unavailable, other.publish_unavailable),
+            (&mut self.publishes_buffered, other.publishes_buffered),
             (&mut self.deliveries_in, other.deliveries_in),
             (&mut self.router_refusals, other.router_refusals),
             (&mut self.deliveries_out, other.deliveries_out),

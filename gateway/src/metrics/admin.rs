@@ -170,6 +170,8 @@ impl Admin {
                         }
                         let depth = entry["in_flight"].as_u64().unwrap_or(0);
                         entry["in_flight"] = json!(depth + u64::from(router.in_flight));
+                        let held = entry["held"].as_u64().unwrap_or(0);
+                        entry["held"] = json!(held + u64::from(router.held));
                     }
                     None => routers.push(json!({
                         "id": router.id,
@@ -177,6 +179,7 @@ impl Admin {
                         "state": router.state,
                         "links_up": u64::from(router.up),
                         "in_flight": router.in_flight,
+                        "held": router.held,
                     })),
                 }
             }

@@ -328,9 +328,11 @@ fn encode_relay(
 ) -> Result<(), std::fmt::Error> {
     out.counter(
         "ringgate_publishes",
-        "Client publishes, by outcome: sent to a router, unavailable, refused (limits, bad request).",
+        "Client publishes, by outcome: sent to a router, buffered for a router that is down \
+         (sent when it is back), unavailable, refused (limits, bad request).",
         &[
             ([("outcome", "sent")], total.publishes),
+            ([("outcome", "buffered")], total.publishes_buffered),
             ([("outcome", "unavailable")], total.publish_unavailable),
             (
                 [("outcome", "refused")],
@@ -372,7 +374,7 @@ fn encode_relay(
     let mut routers: Vec<(u32, bool, u64, u64)> = Vec::new();
     for view in views.iter().flatten() {
         for router in &view.routers {
-            let depth = u64::from(router.in_flight);
+            let depth = u64::from(router.in_flight) + u64::from(router.held);
             match routers.iter_mut().find(|entry| entry.0 == router.id) {
                 Some(entry) => {
                     entry.1 &= router.up;
@@ -398,8 +400,14 @@ fn encode_relay(
         .collect();
     out.gauge(
         "ringgate_router_buffer_depth",
-        "Publishes sent to the router and not yet acknowledged, all shards.",
+        "Publishes for the router not yet acknowledged, all shards: sent, or held while it is down.",
         &depth,
+    )?;
+    let degraded = views.iter().flatten().any(|view| view.degraded);
+    out.gauge(
+        "ringgate_degraded",
+        "1 while a router link that was up is down or its held publishes are not all sent.",
+        &[(NONE, f64::from(u8::from(degraded)))],
     )?;
     let failures: Vec<_> = LINK_FAILURE_KINDS
         .iter()

@@ -34,6 +34,9 @@ pub struct ShardView {
     pub routers: Vec<RouterView>,
     /// Relay mode: the epoch of the shard's shard map (0 in echo mode).
     pub shardmap_epoch: u64,
+    /// Relay mode: a router link that was up is down, or its held
+    /// publishes are not all sent yet (clients were told `degraded`).
+    pub degraded: bool,
     pub draining: bool,
 }
 
@@ -46,6 +49,8 @@ pub struct RouterView {
     pub up: bool,
     /// Publishes sent and not yet acknowledged.
     pub in_flight: u32,
+    /// Publishes held while the router is down (not sent yet).
+    pub held: u32,
     /// Bytes queued on the link, not yet sent.
     pub queued_bytes: usize,
 }
@@ -213,6 +218,7 @@ mod tests {
             cq_depth: 0,
             routers: Vec::new(),
             shardmap_epoch: 0,
+            degraded: false,
             draining: false,
         }
     }

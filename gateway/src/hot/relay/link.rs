@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use ringgate_router::protocol::{CreditWindow, DEFAULT_MAX_BODY_BYTES};
 use ringgate_shardmap::RouterId;
 
+use super::held::Held;
+
 /// Where a link is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LinkState {
@@ -55,9 +57,22 @@ pub struct Link {
     pub failures: u32,
     /// The router's largest accepted body.
     pub max_body_bytes: u32,
-    /// Publishes sent on this link and not yet acknowledged (the router
-    /// buffer depth metric).
+    /// Publishes sent on this link and not yet acknowledged (with `held`,
+    /// the router buffer depth metric).
     pub in_flight: u32,
+    /// Whether the link has been up since the gateway started: publishes for
+    /// a router that was never reached are refused, not held.
+    pub was_up: bool,
+    /// Publishes waiting for the link to come back (and for credit).
+    pub held: Held,
+    /// The oldest held publish, sent alone after a reconnect and still held
+    /// until the router answers it.
+    pub probe: Option<u64>,
+    /// Not before this tick is a probe the router refused sent again.
+    pub probe_retry_tick: u32,
+    /// The router took a publish since the link came up: the rest of the
+    /// held publishes may follow.
+    pub taking: bool,
 }
 
 /// First and largest reconnect delays.
@@ -77,7 +92,7 @@ impl LinkState {
 }
 
 impl Link {
-    pub fn new(router: RouterId, address: SocketAddr) -> Link {
+    pub fn new(router: RouterId, address: SocketAddr, held: Held) -> Link {
         Link {
             router,
             address,
@@ -97,6 +112,11 @@ impl Link {
             failures: 0,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             in_flight: 0,
+            was_up: false,
+            held,
+            probe: None,
+            probe_retry_tick: 0,
+            taking: false,
         }
     }
 
@@ -123,6 +143,17 @@ impl Link {
         self.last_heard_tick = now_tick;
         self.backoff_ms = BACKOFF_FIRST_MS;
         self.failures = 0;
+        self.was_up = true;
+        self.probe = None;
+        self.probe_retry_tick = 0;
+        self.taking = false;
+    }
+
+    /// Down after having been up: its publishes are held, its topics
+    /// degraded. A link that is back but still releasing held publishes
+    /// keeps holding new ones behind them (order).
+    pub fn holds_publishes(&self) -> bool {
+        self.was_up && (!self.is_up() || !self.held.is_empty())
     }
 }
 
@@ -132,7 +163,8 @@ mod tests {
 
     #[test]
     fn backoff_doubles_with_jitter_and_caps() {
-        let mut link = Link::new(RouterId(1), "127.0.0.1:1".parse().unwrap());
+        let held = Held::new(1, 1);
+        let mut link = Link::new(RouterId(1), "127.0.0.1:1".parse().unwrap(), held);
         let mut delays = Vec::new();
         for attempt in 0..10u64 {
             let before = link.backoff_ms;

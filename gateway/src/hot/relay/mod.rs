@@ -9,6 +9,7 @@
 //! on every local subscriber. Pending publishes live in a fixed-entry slab, so
 //! the publish path allocates nothing per message.
 
+pub mod held;
 pub mod link;
 pub mod topics;
 pub mod trace;
@@ -28,14 +29,15 @@ use ringgate_wscodec::{OpCode, write_frame};
 
 use crate::defense::user_table::{TopicKey, UserKey};
 use crate::envelope::{
-    self, Delivery, ErrorCode, ErrorReply, Hop, RawJson, Request, Rules, write_ack, write_err,
-    write_subscribed, write_unsubscribed,
+    self, DEGRADED_TEXT, Delivery, ErrorCode, ErrorReply, Hop, RawJson, Request, Rules, Status,
+    write_ack, write_err, write_status, write_subscribed, write_unsubscribed,
 };
 use crate::log;
 
 use super::conn::Phase;
 use super::shard::Core;
 use super::stats::FrameKind;
+use held::{HELD_BYTES_MAX, Held, HoldRefused};
 use link::{Link, LinkState};
 use topics::{Change, Subscriber, Topics};
 use trace::{MAX_SHOWN_HOPS, StartedHops, TraceIds};
@@ -71,12 +73,17 @@ pub struct RouterAddress {
     pub address: SocketAddr,
 }
 
+/// How long a client should wait before retrying a `sub` refused `degraded`.
+const DEGRADED_RETRY_AFTER_MS: u64 = 5_000;
+
 /// A publish waiting for its PUBLISH_ACK: who asked, under which client id,
 /// on which link and when it was sent (the router round-trip metric).
+/// `sent` is false while the publish is held for a down router.
 struct Pending {
     slot: u32,
     generation: u32,
     sent_us: u64,
+    sent: bool,
     link: u8,
     id_len: u8,
     id: [u8; 128],
@@ -104,10 +111,18 @@ pub struct Relay {
     trace_ids: TraceIds,
     random: u64,
     next_request: u64,
+    /// The shard's clients were told `status` `degraded` (and not yet `ok`).
+    pub degraded: bool,
 }
 
 impl Relay {
-    pub fn new(node_id: u32, routers: &[RouterAddress]) -> io::Result<Relay> {
+    /// `held_messages_max`: most publishes held per router link while it is
+    /// down (`limits.degraded_buffer_messages`).
+    pub fn new(
+        node_id: u32,
+        routers: &[RouterAddress],
+        held_messages_max: usize,
+    ) -> io::Result<Relay> {
         let ids: Vec<RouterId> = routers.iter().map(|r| RouterId(r.id)).collect();
         let map = ShardMap::new(ringgate_shardmap::DEFAULT_VSHARDS, ids)
             .map_err(|error| io::Error::other(format!("shard map: {error}")))?;
@@ -115,7 +130,10 @@ impl Relay {
             node_id,
             links: routers
                 .iter()
-                .map(|r| Link::new(RouterId(r.id), r.address))
+                .map(|r| {
+                    let held = Held::new(held_messages_max, HELD_BYTES_MAX);
+                    Link::new(RouterId(r.id), r.address, held)
+                })
                 .collect(),
             map,
             topics: Topics::default(),
@@ -135,6 +153,7 @@ impl Relay {
             trace_ids: TraceIds::new(node_id),
             random: 0x9e37_79b9_7f4a_7c15 ^ u64::from(node_id),
             next_request: 1,
+            degraded: false,
         })
     }
 
@@ -167,6 +186,7 @@ impl Relay {
         id: &str,
         link: usize,
         sent_us: u64,
+        sent: bool,
     ) -> Option<u64> {
         let index = match self.pending_free.pop() {
             Some(index) => index as usize,
@@ -181,6 +201,7 @@ impl Relay {
             slot,
             generation,
             sent_us,
+            sent,
             link: link as u8,
             id_len: id.len() as u8,
             id: [0; 128],
@@ -199,6 +220,24 @@ impl Relay {
         let entry = self.pending.get_mut(index)?.take()?;
         self.pending_free.push(index as u32);
         Some(entry)
+    }
+}
+
+/// A held publish leaves: its round trip starts now; `sent` once it is no
+/// longer held (a probe stays held until the router takes it).
+fn restart_round_trip(
+    pending: &mut [Option<Pending>],
+    generations: &[u32],
+    publish_id: u64,
+    now_us: u64,
+    sent: bool,
+) {
+    let index = (publish_id & 0xffff_ffff) as usize;
+    if generations.get(index) == Some(&((publish_id >> 32) as u32))
+        && let Some(Some(entry)) = pending.get_mut(index)
+    {
+        entry.sent = sent;
+        entry.sent_us = now_us;
     }
 }
 
@@ -385,18 +424,26 @@ impl Core {
         };
         let Some(link_index) = relay
             .link_of_topic(topic)
-            .filter(|&i| relay.links[i].is_up())
+            .filter(|&i| relay.links[i].was_up)
         else {
             self.stats.publish_unavailable += 1;
             return self.reply_error(slot, &unavailable(1_000, "no_router"));
         };
-        if !relay.links[link_index].publish_credit.can_spend() {
+        // Held while the router is down (after having been up), and behind
+        // those held until they are all released.
+        let link = &relay.links[link_index];
+        let hold = link.holds_publishes();
+        if hold && !link.held.has_room() {
+            self.stats.publish_unavailable += 1;
+            return self.reply_error(slot, &unavailable(5_000, "buffer_full"));
+        }
+        if !hold && !link.publish_credit.can_spend() {
             self.stats.publish_unavailable += 1;
             return self.reply_error(slot, &unavailable(100, "router_busy"));
         }
         let sent_us = self.clock_us;
         let Some(publish_id) =
-            relay.insert_pending(slot as u32, generation, id, link_index, sent_us)
+            relay.insert_pending(slot as u32, generation, id, link_index, sent_us, !hold)
         else {
             self.stats.publish_unavailable += 1;
             return self.reply_error(slot, &unavailable(100, "too_many_pending"));
@@ -434,6 +481,27 @@ impl Core {
             payload: data.as_bytes(),
         });
         let link = &mut relay.links[link_index];
+        if hold {
+            match link
+                .held
+                .hold(publish_id, |out| protocol::encode(&frame, out))
+            {
+                Ok(_) => {
+                    self.stats.publishes_buffered += 1;
+                    self.release_held(link_index);
+                }
+                Err(HoldRefused::Full) => {
+                    relay.take_pending(publish_id);
+                    self.stats.publish_unavailable += 1;
+                    self.reply_error(slot, &unavailable(5_000, "buffer_full"));
+                }
+                Err(HoldRefused::Encode(error)) => {
+                    relay.take_pending(publish_id);
+                    self.refuse_too_large(slot, id, trace, &error);
+                }
+            }
+            return;
+        }
         let before = link.output.len();
         match protocol::encode(&frame, &mut link.output) {
             Ok(length) => {
@@ -455,19 +523,85 @@ impl Core {
             Err(error) => {
                 relay.links[link_index].output.truncate(before);
                 relay.take_pending(publish_id);
-                log::warn!(
-                    "publish_too_large",
-                    trace_id = (!trace.is_empty()).then_some(trace),
-                    "publish refused too_large: {error}"
-                );
-                let reason = error.to_string();
-                let reply = ErrorReply {
-                    id: Some(id),
-                    reason: Some(&reason),
-                    ..ErrorReply::new(ErrorCode::TooLarge)
-                };
-                self.reply_error(slot, &reply);
+                self.refuse_too_large(slot, id, trace, &error);
             }
+        }
+    }
+
+    fn refuse_too_large(
+        &mut self,
+        slot: usize,
+        id: &str,
+        trace: &str,
+        error: &protocol::EncodeError,
+    ) {
+        log::warn!(
+            "publish_too_large",
+            trace_id = (!trace.is_empty()).then_some(trace),
+            "publish refused too_large: {error}"
+        );
+        let reason = error.to_string();
+        let reply = ErrorReply {
+            id: Some(id),
+            reason: Some(&reason),
+            ..ErrorReply::new(ErrorCode::TooLarge)
+        };
+        self.reply_error(slot, &reply);
+    }
+
+    /// Moves a link's held publishes into its output while it is up and the
+    /// router's credit allows, oldest first; their round trip starts now.
+    /// After a reconnect the oldest goes alone first (a probe, still held):
+    /// a router that just restarted refuses publishes for its claim grace
+    /// (3 s), and the probe is retried until the router takes it.
+    fn release_held(&mut self, index: usize) {
+        let (now_us, now) = (self.clock_us, self.now);
+        let relay = self.relay.as_mut().expect("relay mode");
+        let link = &mut relay.links[index];
+        if !link.is_up() || link.held.is_empty() || link.probe.is_some() {
+            return;
+        }
+        if !link.taking {
+            if now < link.probe_retry_tick || !link.publish_credit.can_spend() {
+                return;
+            }
+            let Some((publish_id, frame)) = link.held.front() else {
+                return;
+            };
+            let _ = link.publish_credit.spend(frame.len());
+            link.output.extend_from_slice(frame);
+            // Still counted as held (the buffer depth), not in flight.
+            link.probe = Some(publish_id);
+            restart_round_trip(
+                &mut relay.pending,
+                &relay.pending_generation,
+                publish_id,
+                now_us,
+                false,
+            );
+            self.mark_link_dirty(index);
+            return;
+        }
+        let (pending, generations) = (&mut relay.pending, &relay.pending_generation);
+        let released =
+            link.held
+                .release(&mut link.publish_credit, &mut link.output, |publish_id| {
+                    restart_round_trip(pending, generations, publish_id, now_us, true)
+                });
+        if released == 0 {
+            return;
+        }
+        link.in_flight += released as u32;
+        self.routed_to_router += released as u64;
+        self.mark_link_dirty(index);
+        let link = &self.relay().links[index];
+        if link.held.is_empty() {
+            log::info!(
+                "router_buffer_flushed",
+                router = link.router.0,
+                "publishes held for router {} all sent",
+                link.router.0
+            );
         }
     }
 
@@ -477,6 +611,18 @@ impl Core {
             generation: self.conns[slot].generation,
         };
         let relay = self.relay();
+        if relay
+            .link_of_topic(topic)
+            .is_some_and(|index| relay.links[index].was_up && !relay.links[index].is_up())
+        {
+            // The router would not hear of it until the link is back: say so
+            // rather than promise deliveries that cannot come.
+            let reply = ErrorReply {
+                retry_after_ms: Some(DEGRADED_RETRY_AFTER_MS),
+                ..ErrorReply::new(ErrorCode::Degraded)
+            };
+            return self.reply_error(slot, &reply);
+        }
         if relay.topics.subscribe(topic, subscriber) == Change::FirstSubscriber {
             self.send_topic_request(topic, true);
         }
@@ -551,7 +697,7 @@ impl Core {
     }
 
     /// An authenticated connection opened: index it and tell the user's router.
-    pub(in crate::hot) fn relay_user_joined(&mut self, slot: usize) {
+    fn relay_user_joined(&mut self, slot: usize) {
         let Some(user) = self.users.get(&(slot as u32)).cloned() else {
             return;
         };
@@ -660,6 +806,8 @@ impl Core {
                     link.address
                 );
                 self.resubscribe(index);
+                self.release_held(index);
+                self.update_degraded();
             }
             Frame::Ping(ping) => {
                 let pong = Frame::Pong(protocol::Pong {
@@ -676,8 +824,10 @@ impl Core {
                     .publish_credit
                     .grant(credit)
                     .map_err(|error| error.to_string())?;
+                self.release_held(index);
+                self.update_degraded();
             }
-            Frame::PublishAck(ack) => self.on_publish_ack(ack),
+            Frame::PublishAck(ack) => self.on_publish_ack(index, ack),
             Frame::Deliver(deliver) => {
                 self.on_deliver(&deliver);
                 let relay = self.relay();
@@ -711,7 +861,34 @@ impl Core {
         Ok(())
     }
 
-    fn on_publish_ack(&mut self, ack: PublishAck<'_>) {
+    /// The router answered a link's probe: refused (unavailable), it stays
+    /// held and is sent again after the router's `retry_after_ms`; otherwise
+    /// the router takes publishes again and the rest may follow. True if the
+    /// answer is the probe's and it stays held.
+    fn on_probe_answer(&mut self, index: usize, ack: &PublishAck<'_>) -> bool {
+        let now = self.now;
+        let link = &mut self.relay().links[index];
+        link.probe = None;
+        if let PublishOutcome::Unavailable(refusal) = &ack.outcome {
+            let wait_ms = u64::from(refusal.retry_after_ms).clamp(100, 5_000);
+            link.probe_retry_tick = now + super::timer::ticks(wait_ms).max(1);
+            return true;
+        }
+        // Taken: from held to in flight, answered like any publish below.
+        link.in_flight += 1;
+        link.taking = true;
+        link.held.pop_front();
+        false
+    }
+
+    fn on_publish_ack(&mut self, index: usize, ack: PublishAck<'_>) {
+        if self.relay().links[index].probe == Some(ack.publish_id) {
+            if self.on_probe_answer(index, &ack) {
+                return;
+            }
+            self.release_held(index);
+            self.update_degraded();
+        }
         let Some(pending) = self.relay().take_pending(ack.publish_id) else {
             return;
         };
@@ -931,6 +1108,61 @@ impl Core {
         self.mark_link_dirty(index);
     }
 
+    /// Enters or leaves DEGRADED: degraded while any link that was up is
+    /// down or still has publishes held. Every open client is told once
+    /// each way.
+    fn update_degraded(&mut self) {
+        let relay = self.relay();
+        let degraded = relay.links.iter().any(Link::holds_publishes);
+        if degraded == relay.degraded {
+            return;
+        }
+        relay.degraded = degraded;
+        let held: usize = relay.links.iter().map(|link| link.held.len()).sum();
+        if degraded {
+            log::warn!(
+                "degraded",
+                "a router link is down: publishes for its topics are held, clients told degraded"
+            );
+        } else {
+            log::info!(
+                "degraded_over",
+                held,
+                "every router link is back and held publishes are sent: clients told ok"
+            );
+        }
+        let open: Vec<usize> = (0..self.conns.len())
+            .filter(|&slot| self.conns[slot].phase == Phase::Open)
+            .collect();
+        for slot in open {
+            self.send_status(slot, degraded);
+        }
+    }
+
+    fn send_status(&mut self, slot: usize, degraded: bool) {
+        let mut json = std::mem::take(&mut self.relay().json);
+        json.clear();
+        let status = if degraded {
+            Status::Degraded {
+                text: DEGRADED_TEXT,
+            }
+        } else {
+            Status::Ok
+        };
+        write_status(&mut json, status);
+        self.send_text(slot, &json);
+        self.relay().json = json;
+    }
+
+    /// A client connection is open: tell the user's router, and tell the
+    /// client if the shard is degraded (it missed the announcement).
+    pub(in crate::hot) fn relay_connection_opened(&mut self, slot: usize) {
+        self.relay_user_joined(slot);
+        if self.relay().degraded {
+            self.send_status(slot, true);
+        }
+    }
+
     fn mark_link_dirty(&mut self, index: usize) {
         self.dirty_links |= 1 << index.min(63);
     }
@@ -961,6 +1193,8 @@ impl Core {
                 }
                 _ => {}
             }
+            // A probe the router refused is due again.
+            self.release_held(index);
         }
         Ok(())
     }
@@ -1060,6 +1294,7 @@ impl Core {
         *self.stats.router_failures.entry(kind).or_default() += 1;
         self.link_close_if_done(index);
         self.fail_pending(index);
+        self.update_degraded();
     }
 
     /// Closes a failed link's socket once no operation uses it, and starts
@@ -1077,9 +1312,11 @@ impl Core {
         link.back_off(now, random);
     }
 
-    /// Publishes waiting on a failed link will never be acknowledged: answer
+    /// Publishes sent on a failed link will never be acknowledged: answer
     /// them `unavailable` (the client may retry with the same id; the router
-    /// de-duplicates if the first attempt did get through).
+    /// de-duplicates if the first attempt did get through). Held publishes
+    /// stay held: they were never sent. (Re-holding the sent ones would need
+    /// a copy of every frame until its ack; the client's retry does it.)
     fn fail_pending(&mut self, link: usize) {
         let relay = self.relay();
         relay.links[link].in_flight = 0;
@@ -1087,7 +1324,7 @@ impl Core {
         for index in 0..relay.pending.len() {
             if relay.pending[index]
                 .as_ref()
-                .is_some_and(|pending| usize::from(pending.link) == link)
+                .is_some_and(|pending| pending.sent && usize::from(pending.link) == link)
             {
                 let pending = relay.pending[index].take().expect("checked above");
                 relay.pending_free.push(index as u32);
@@ -1259,17 +1496,20 @@ mod tests {
                 id: 1,
                 address: "127.0.0.1:1".parse().unwrap(),
             }],
+            10,
         )
         .unwrap();
-        let first = relay.insert_pending(4, 1, "a", 0, 0).unwrap();
+        let first = relay.insert_pending(4, 1, "a", 0, 0, true).unwrap();
         assert!(relay.take_pending(first).is_some());
         assert!(relay.take_pending(first).is_none(), "acked twice");
-        let second = relay.insert_pending(4, 1, "b", 0, 0).unwrap();
+        let second = relay.insert_pending(4, 1, "b", 0, 0, true).unwrap();
         assert_ne!(first, second, "a reused entry has a new generation");
         assert!(relay.take_pending(first).is_none());
         for n in 0..MAX_PENDING - 1 {
-            relay.insert_pending(1, 1, &n.to_string(), 0, 0).unwrap();
+            relay
+                .insert_pending(1, 1, &n.to_string(), 0, 0, true)
+                .unwrap();
         }
-        assert!(relay.insert_pending(1, 1, "full", 0, 0).is_none());
+        assert!(relay.insert_pending(1, 1, "full", 0, 0, true).is_none());
     }
 }
