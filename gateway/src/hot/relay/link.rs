@@ -70,6 +70,8 @@ pub struct Link {
     pub probe: Option<u64>,
     /// Not before this tick is a probe the router refused sent again.
     pub probe_retry_tick: u32,
+    /// Times the router refused the probe since the link came up.
+    pub probe_refusals: u32,
     /// The router took a publish since the link came up: the rest of the
     /// held publishes may follow.
     pub taking: bool,
@@ -116,6 +118,7 @@ impl Link {
             held,
             probe: None,
             probe_retry_tick: 0,
+            probe_refusals: 0,
             taking: false,
         }
     }
@@ -146,6 +149,7 @@ impl Link {
         self.was_up = true;
         self.probe = None;
         self.probe_retry_tick = 0;
+        self.probe_refusals = 0;
         self.taking = false;
     }
 

@@ -75,6 +75,10 @@ pub struct RouterAddress {
 
 /// How long a client should wait before retrying a `sub` refused `degraded`.
 const DEGRADED_RETRY_AFTER_MS: u64 = 5_000;
+/// Times a router may refuse (unavailable) the first held publish sent after
+/// a reconnect before that refusal goes to its client and the rest follow:
+/// a restarted router refuses for its 3 s claim grace, not for minutes.
+const PROBE_REFUSALS_MAX: u32 = 20;
 
 /// A publish waiting for its PUBLISH_ACK: who asked, under which client id,
 /// on which link and when it was sent (the router round-trip metric).
@@ -862,19 +866,22 @@ impl Core {
     }
 
     /// The router answered a link's probe: refused (unavailable), it stays
-    /// held and is sent again after the router's `retry_after_ms`; otherwise
-    /// the router takes publishes again and the rest may follow. True if the
-    /// answer is the probe's and it stays held.
+    /// held and is sent again after the router's `retry_after_ms` (at most
+    /// [`PROBE_REFUSALS_MAX`] times); otherwise the router takes publishes
+    /// again and the rest may follow. True if the probe stays held.
     fn on_probe_answer(&mut self, index: usize, ack: &PublishAck<'_>) -> bool {
         let now = self.now;
         let link = &mut self.relay().links[index];
         link.probe = None;
-        if let PublishOutcome::Unavailable(refusal) = &ack.outcome {
+        if let PublishOutcome::Unavailable(refusal) = &ack.outcome
+            && link.probe_refusals < PROBE_REFUSALS_MAX
+        {
+            link.probe_refusals += 1;
             let wait_ms = u64::from(refusal.retry_after_ms).clamp(100, 5_000);
             link.probe_retry_tick = now + super::timer::ticks(wait_ms).max(1);
             return true;
         }
-        // Taken: from held to in flight, answered like any publish below.
+        // Answered: from held to in flight, answered like any publish below.
         link.in_flight += 1;
         link.taking = true;
         link.held.pop_front();
@@ -1118,7 +1125,6 @@ impl Core {
             return;
         }
         relay.degraded = degraded;
-        let held: usize = relay.links.iter().map(|link| link.held.len()).sum();
         if degraded {
             log::warn!(
                 "degraded",
@@ -1127,7 +1133,6 @@ impl Core {
         } else {
             log::info!(
                 "degraded_over",
-                held,
                 "every router link is back and held publishes are sent: clients told ok"
             );
         }
