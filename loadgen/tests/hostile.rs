@@ -17,6 +17,17 @@ const CONFIG: &str = "[limits]\nhandshake_timeout_ms = 1000\nframe_timeout_ms = 
     max_frame_bytes = 65536\nmax_write_queue_bytes = 262144\n\
     [limits.per_ip]\nexempt = [\"127.0.0.0/8\"]\n";
 
+/// The tests here take turns: each runs a gateway and a loadgen that fill
+/// both cores (floods, storms), and run together on a 2-core CI machine
+/// they starve each other into timeouts that no real server would see.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn run(name: &str, url: &str, scenario: &str, extra: &[&str]) -> Value {
     let mut args = vec![scenario, "--url", url];
     args.extend_from_slice(extra);
@@ -25,6 +36,7 @@ fn run(name: &str, url: &str, scenario: &str, extra: &[&str]) -> Value {
 
 #[test]
 fn churn_reaches_its_rate_and_storms_reconnect_everyone() {
+    let _turn = one_at_a_time();
     let gateway = start_gateway(&["--echo"], CONFIG);
     let report = run(
         "churn-rate",
@@ -93,6 +105,7 @@ fn outcomes(kind: &Value) -> &serde_json::Map<String, Value> {
 
 #[test]
 fn attacks_get_the_answers_the_gateway_documents() {
+    let _turn = one_at_a_time();
     let gateway = start_gateway(&["--echo"], CONFIG);
     let report = run(
         "attack-all",
@@ -119,14 +132,11 @@ fn attacks_get_the_answers_the_gateway_documents() {
         assert_eq!(u(&kinds[name]["attackers"]), 3, "{name}: {attack}");
         assert_eq!(u(&kinds[name]["started"]), 3, "{name}: {attack}");
     }
-    // Oversized frame: close 1009, at once.
+    // Oversized frame: close 1009 (refused from its header: a frame
+    // deadline would have answered 1008).
     assert_eq!(
         u(&outcomes(&kinds["oversized"])["server_close_1009"]),
         3,
-        "{attack}"
-    );
-    assert!(
-        u(&kinds["oversized"]["answer_time_us"]["max"]) < 500_000,
         "{attack}"
     );
     // Trickled frame: close 1008 at the 1 s frame deadline.
@@ -159,6 +169,7 @@ fn attacks_get_the_answers_the_gateway_documents() {
 
 #[test]
 fn slowloris_alone_from_two_processes() {
+    let _turn = one_at_a_time();
     let gateway = start_gateway(&["--echo"], CONFIG);
     let report = run(
         "attack-slowloris",
