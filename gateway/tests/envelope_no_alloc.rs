@@ -1,80 +1,28 @@
 //! The envelope hot path must not touch the heap: parsing a typical publish
 //! or subscribe (no escapes) and writing any answer into a buffer that has
-//! room. A counting global allocator watches; it lives here, in its own test
-//! binary, because the gateway library forbids `unsafe`.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+//! room. A counting global allocator (`ringgate-alloc-count`) watches, in
+//! this test binary only.
 
 use ringgate::envelope::{
     self, Delivery, ErrorCode, ErrorReply, Hop, RawJson, Request, Rules, Status, write_ack,
     write_err, write_msg, write_status, write_subscribed,
 };
-
-struct CountingAllocator;
-
-thread_local! {
-    // Per thread, so tests running in parallel do not see each other.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count_allocation() {
-    // `try_with`: allocations during thread teardown are not counted.
-    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-}
-
-/// Allocations made by `work` on this thread.
-fn allocations_in<T>(work: impl FnOnce() -> T) -> (usize, T) {
-    let before = ALLOCATIONS.with(Cell::get);
-    let result = work();
-    (ALLOCATIONS.with(Cell::get) - before, result)
-}
-
-// SAFETY: every method forwards its arguments unchanged to `System`, so the
-// `GlobalAlloc` contract holds exactly as it does for `System`; counting
-// touches only a const-initialised thread-local `Cell` with no destructor,
-// which does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller upholds `alloc`'s contract for `layout`.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller upholds `alloc_zeroed`'s contract for `layout`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller upholds `realloc`'s contract; `ptr` came from
-        // `System` through this allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `dealloc`'s contract; `ptr` came from
-        // `System` through this allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use ringgate_alloc_count::{CountingAllocator, allocations_during};
 
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOC: CountingAllocator = CountingAllocator;
 
 const PUBLISH: &[u8] = br#"{"op":"pub","topic":"conv_456","id":"m-7f3a9c21","data":{"text":"see you at 6?","n":[1,2.5e3,null,true]},"trace":"4bf92f35","hops":true,"client":"web/1.2"}"#;
 
 #[test]
 fn typical_requests_parse_without_allocating() {
     let rules = Rules::default();
-    let (count, request) = allocations_in(|| envelope::parse(PUBLISH, &rules));
+    let (count, request) = allocations_during(|| envelope::parse(PUBLISH, &rules));
     assert_eq!(count, 0, "publish");
     assert!(matches!(request, Ok(Request::Publish(_))));
 
     let subscribe = br#"{"op":"sub","topic":"room.42:general-chat","id":"s-1"}"#;
-    let (count, request) = allocations_in(|| envelope::parse(subscribe, &rules));
+    let (count, request) = allocations_during(|| envelope::parse(subscribe, &rules));
     assert_eq!(count, 0, "subscribe");
     assert!(matches!(request, Ok(Request::Subscribe(_))));
 }
@@ -89,7 +37,7 @@ fn refusals_without_escapes_do_not_allocate() {
         br#"{"op":"pub","topic":"t","id":"m-1","data":"\u0000"}"#,
         br#"not json"#,
     ] {
-        let (count, error) = allocations_in(|| envelope::parse(frame, &rules));
+        let (count, error) = allocations_during(|| envelope::parse(frame, &rules));
         assert_eq!(count, 0, "{}", String::from_utf8_lossy(frame));
         assert!(error.is_err());
     }
@@ -118,7 +66,7 @@ fn writers_do_not_allocate_into_a_buffer_with_room() {
         retry_after_ms: Some(1200),
         reason: Some("per_user"),
     };
-    let (count, ()) = allocations_in(|| {
+    let (count, ()) = allocations_during(|| {
         write_ack(&mut out, "m-7f3a9c21", "01JB9W9SFP001G00000W00001A", false);
         write_err(&mut out, &reply);
         write_subscribed(&mut out, "conv_456");

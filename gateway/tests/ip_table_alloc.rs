@@ -6,64 +6,15 @@
 //! no count. A counting global allocator (this test binary only) checks the
 //! "no allocation" part.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ringgate::defense::ip_table::{
     IpHandle, IpLimits, IpTable, IpTableOccupancy, IpTableStats, RefusalReason,
 };
-
-struct CountingAllocator;
-
-thread_local! {
-    /// Allocations made by this thread. Const-initialised and without a
-    /// destructor, so touching it from the allocator never allocates.
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-fn count_allocation() {
-    // During thread teardown the slot may be gone; those allocations are
-    // not the test's.
-    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-}
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments
-// unchanged, so `System` upholds the `GlobalAlloc` contract; the counting
-// touches only a thread-local `Cell` and never allocates or unwinds.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller's contract for `alloc` is `System::alloc`'s.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller's contract for `alloc_zeroed` is System's.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_allocation();
-        // SAFETY: `ptr` came from this allocator, i.e. from `System`, with
-        // `layout`; the caller's contract for `realloc` is System's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from this allocator, i.e. from `System`, with
-        // `layout`.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use ringgate_alloc_count::{CountingAllocator, allocations, allocations_during};
 
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOC: CountingAllocator = CountingAllocator;
 
 const FLOOD: u32 = 1_000_000;
 const CAP: u32 = 10;
@@ -183,9 +134,8 @@ fn per_ip_table_stays_within_its_start_up_bound_while_1m_addresses_cycle() {
     }
 
     // The counter works, and the test's own bookkeeping is allocated already.
-    let before = allocations();
-    drop(std::hint::black_box(vec![0u8; 16]));
-    assert_eq!(allocations(), before + 1);
+    let (count, ()) = allocations_during(|| drop(std::hint::black_box(vec![0u8; 16])));
+    assert_eq!(count, 1);
 
     let start = allocations();
     let mut spread = FloodTally::default();

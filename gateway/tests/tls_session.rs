@@ -2,13 +2,11 @@
 //! pumps bytes between the two (whole, or chopped at arbitrary points), so
 //! every case is deterministic and needs no socket. Also: config errors,
 //! hand-made hostile ClientHellos, and the heap an idle session holds,
-//! measured with a counting allocator (which is why this is its own test
-//! binary: the library forbids `unsafe`).
+//! measured with the counting allocator of `ringgate-alloc-count` (which is
+//! why this is its own test binary).
 //!
 //! Certificates: the test-only CA and server certificates in `tls_certs/`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +15,7 @@ use proptest::prelude::*;
 use ringgate::defense::tls::{
     ReceiveOutcome, TlsAcceptor, TlsConfig, TlsConfigError, TlsError, TlsSession, TlsVersion,
 };
+use ringgate_alloc_count::{CountingAllocator, live_bytes};
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -27,56 +26,8 @@ use rustls::{
 // ---------------------------------------------------------------------------
 // Counting allocator: live heap bytes per thread.
 
-struct CountingAllocator;
-
-thread_local! {
-    // Per thread, so tests running in parallel do not see each other.
-    static LIVE_BYTES: Cell<isize> = const { Cell::new(0) };
-}
-
-fn count(delta: isize) {
-    // `try_with`: allocations during thread teardown are not counted.
-    let _ = LIVE_BYTES.try_with(|live| live.set(live.get() + delta));
-}
-
-fn live_bytes() -> isize {
-    LIVE_BYTES.with(Cell::get)
-}
-
-// SAFETY: every method forwards its arguments unchanged to `System`, so the
-// `GlobalAlloc` contract holds exactly as it does for `System`; counting
-// touches only a const-initialised thread-local `Cell` with no destructor,
-// which does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
-        // SAFETY: the caller upholds `alloc`'s contract for `layout`.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count(layout.size() as isize);
-        // SAFETY: the caller upholds `alloc_zeroed`'s contract for `layout`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count(new_size as isize - layout.size() as isize);
-        // SAFETY: the caller upholds `realloc`'s contract; `ptr` came from
-        // `System` through this allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        count(-(layout.size() as isize));
-        // SAFETY: the caller upholds `dealloc`'s contract; `ptr` came from
-        // `System` through this allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOC: CountingAllocator = CountingAllocator;
 
 // ---------------------------------------------------------------------------
 // Helpers.

@@ -2,9 +2,7 @@
 //! with room, nor forwarding a traced frame with one more hop: a counting
 //! global allocator watches.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
+use ringgate_alloc_count::{CountingAllocator, allocations_during};
 use ringgate_router::msgid::MessageId;
 use ringgate_router::protocol::{
     self, Code, ConnectionRef, Credit, CreditWindow, Deliver, Frame, HopBuffer, Hops, Kick, Ping,
@@ -12,55 +10,8 @@ use ringgate_router::protocol::{
     TopicRequest,
 };
 
-struct CountingAllocator;
-
-thread_local! {
-    // Per thread, so tests running in parallel do not see each other.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count_allocation() {
-    // `try_with`: allocations during thread teardown are not counted.
-    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-}
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
-}
-
-// SAFETY: every method forwards its arguments unchanged to `System`, so the
-// `GlobalAlloc` contract holds exactly as it does for `System`; counting
-// touches only a const-initialised thread-local `Cell` with no destructor,
-// which does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller upholds `alloc`'s contract for `layout`.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller upholds `alloc_zeroed`'s contract for `layout`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller upholds `realloc`'s contract; `ptr` came from
-        // `System` through this allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `dealloc`'s contract; `ptr` came from
-        // `System` through this allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOC: CountingAllocator = CountingAllocator;
 
 const CONNECTION: ConnectionRef = ConnectionRef {
     gateway: 257,
@@ -153,18 +104,19 @@ fn decoding_a_stream_of_every_hot_frame_does_not_allocate() {
     }
     let decoder = protocol::Decoder::default();
 
-    let before = allocations();
-    let mut offset = 0;
-    let mut count = 0;
-    while let Some((frame, used)) = decoder.decode(&stream[offset..]).unwrap() {
-        assert_eq!(frame, frames[count]);
-        count += 1;
-        offset += used;
-    }
-    let after = allocations();
+    let (allocated, count) = allocations_during(|| {
+        let mut offset = 0;
+        let mut count = 0;
+        while let Some((frame, used)) = decoder.decode(&stream[offset..]).unwrap() {
+            assert_eq!(frame, frames[count]);
+            count += 1;
+            offset += used;
+        }
+        count
+    });
 
     assert_eq!(count, frames.len());
-    assert_eq!(after - before, 0, "decoding allocated");
+    assert_eq!(allocated, 0, "decoding allocated");
 }
 
 #[test]
@@ -179,24 +131,24 @@ fn encoding_into_a_buffer_with_room_and_forwarding_with_a_hop_do_not_allocate() 
         bytes: 1 << 20,
     });
 
-    let before = allocations();
-    for frame in &frames {
-        window.spend(frame.encoded_len().unwrap()).unwrap();
-        protocol::encode(frame, &mut out).unwrap();
-    }
-    // A router forwarding the traced PUBLISH appends its own receive time.
-    let (decoded, _) = protocol::decode(&out).unwrap().unwrap();
-    let Frame::Publish(publish) = decoded else {
-        panic!("first frame is the PUBLISH")
-    };
-    let forwarded = Publish {
-        hops: hop_buffer.append(publish.hops.unwrap(), 3),
-        ..publish
-    };
-    protocol::encode(&Frame::Publish(forwarded), &mut forward_out).unwrap();
-    let after = allocations();
+    let (allocated, ()) = allocations_during(|| {
+        for frame in &frames {
+            window.spend(frame.encoded_len().unwrap()).unwrap();
+            protocol::encode(frame, &mut out).unwrap();
+        }
+        // A router forwarding the traced PUBLISH appends its own receive time.
+        let (decoded, _) = protocol::decode(&out).unwrap().unwrap();
+        let Frame::Publish(publish) = decoded else {
+            panic!("first frame is the PUBLISH")
+        };
+        let forwarded = Publish {
+            hops: hop_buffer.append(publish.hops.unwrap(), 3),
+            ..publish
+        };
+        protocol::encode(&Frame::Publish(forwarded), &mut forward_out).unwrap();
+    });
 
-    assert_eq!(after - before, 0, "encoding allocated");
+    assert_eq!(allocated, 0, "encoding allocated");
     let (again, _) = protocol::decode(&forward_out).unwrap().unwrap();
     let Frame::Publish(again) = again else {
         panic!("the forwarded PUBLISH")
@@ -206,11 +158,12 @@ fn encoding_into_a_buffer_with_room_and_forwarding_with_a_hop_do_not_allocate() 
 
 #[test]
 fn the_counter_sees_allocations() {
-    let before = allocations();
-    let mut out = Vec::new();
-    protocol::encode(&Frame::Ping(Ping::default()), &mut out).unwrap();
+    let (allocated, ()) = allocations_during(|| {
+        let mut out = Vec::new();
+        protocol::encode(&Frame::Ping(Ping::default()), &mut out).unwrap();
+    });
     assert!(
-        allocations() > before,
+        allocated > 0,
         "an empty Vec must grow, or the counter is broken"
     );
 }

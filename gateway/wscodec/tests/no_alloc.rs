@@ -1,60 +1,11 @@
 //! The single-frame hot path must not touch the heap: a counting global
 //! allocator watches `decode` of frames that each arrive whole.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
+use ringgate_alloc_count::{CountingAllocator, allocations_during};
 use ringgate_wscodec::{Decoder, Limits, Message, OpCode, Role, write_close, write_frame};
 
-struct CountingAllocator;
-
-thread_local! {
-    // Per thread, so tests running in parallel do not see each other.
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn count_allocation() {
-    // `try_with`: allocations during thread teardown are not counted.
-    let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
-}
-
-fn allocations() -> usize {
-    ALLOCATIONS.with(Cell::get)
-}
-
-// SAFETY: every method forwards its arguments unchanged to `System`, so the
-// `GlobalAlloc` contract holds exactly as it does for `System`; counting
-// touches only a const-initialised thread-local `Cell` with no destructor,
-// which does not allocate.
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller upholds `alloc`'s contract for `layout`.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller upholds `alloc_zeroed`'s contract for `layout`.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_allocation();
-        // SAFETY: the caller upholds `realloc`'s contract; `ptr` came from
-        // `System` through this allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: the caller upholds `dealloc`'s contract; `ptr` came from
-        // `System` through this allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOC: CountingAllocator = CountingAllocator;
 
 const MASK: Option<[u8; 4]> = Some([1, 2, 3, 4]);
 
@@ -94,12 +45,10 @@ fn whole_frames_decode_without_allocating() {
     write_close(&mut stream, 1000, "bye", MASK);
     let mut decoder = Decoder::new(Role::Server);
 
-    let before = allocations();
-    let events = decode_all(&mut decoder, &mut stream, &limits);
-    let after = allocations();
+    let (count, events) = allocations_during(|| decode_all(&mut decoder, &mut stream, &limits));
 
     assert_eq!(events, 7);
-    assert_eq!(after - before, 0, "the in-place path allocated");
+    assert_eq!(count, 0, "the in-place path allocated");
 }
 
 #[test]
@@ -110,14 +59,14 @@ fn split_frame_allocates_so_the_counter_works() {
     let limits = Limits::default();
     let (first, second) = frame.split_at_mut(100);
 
-    let before = allocations();
-    decode_all(&mut decoder, first, &limits);
-    let events = decode_all(&mut decoder, second, &limits);
-    let after = allocations();
+    let (count, events) = allocations_during(|| {
+        decode_all(&mut decoder, first, &limits);
+        decode_all(&mut decoder, second, &limits)
+    });
 
     assert_eq!(events, 1);
     assert!(
-        after > before,
+        count > 0,
         "reassembly must allocate, or the counter is broken"
     );
 }
