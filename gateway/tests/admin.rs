@@ -128,6 +128,8 @@ fn echo_traffic_and_bad_input_move_the_counters_and_histograms() {
     );
     assert!(sample(&metrics, "ringgate_handshake_duration_seconds_count{}") >= 2.0);
     assert!(sample(&metrics, "ringgate_write_queue_bytes_count{}") >= 26.0);
+    // Echo mode embeds no router, so it exports no router counters.
+    assert!(!metrics.contains("ringgate_router_publishes_total"));
     let active: f64 = ["0", "1"]
         .iter()
         .map(|shard| {
@@ -293,6 +295,32 @@ fn relay_publishes_fill_the_routing_and_delivery_histograms() {
         sample(&metrics, "ringgate_router_buffer_depth{router=\"1\"}"),
         0.0
     );
+    // The embedded router's own counters (its snapshot, ~100 ms old).
+    let accepted = "ringgate_router_publishes_total{result=\"accepted\"}";
+    let metrics = wait_for(admin, accepted, 5.0);
+    assert!(sample(&metrics, "ringgate_router_publishes_received_total{}") >= 5.0);
+    assert!(sample(&metrics, "ringgate_router_deliver_frames_total{}") >= 5.0);
+    assert_eq!(
+        sample(
+            &metrics,
+            "ringgate_router_publishes_total{result=\"rejected\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(&metrics, "ringgate_router_protocol_errors_total{}"),
+        0.0
+    );
+    assert_eq!(
+        sample(&metrics, "ringgate_router_peers{role=\"gateway\"}"),
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, "ringgate_router_peers{role=\"backend\"}"),
+        0.0
+    );
+    assert_eq!(sample(&metrics, "ringgate_router_topics{}"), 1.0);
+    assert_eq!(sample(&metrics, "ringgate_router_pending_publishes{}"), 0.0);
     let status: Value = serde_json::from_str(&path(admin, "/status").1).unwrap();
     assert_eq!(status["mode"], "relay");
     assert_eq!(status["routers"][0]["state"], "up");

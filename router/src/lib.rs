@@ -13,6 +13,10 @@
 //!   de-duplicates publishes in a fixed-size table, assigns message ids,
 //!   asks the backend that claimed a topic, and fans deliveries out to
 //!   gateways, with credit flow control both ways;
+//! - [`admin_http`], the small blocking HTTP server behind the admin
+//!   endpoints of the router and the gateway;
+//! - [`metrics`], the router's `ringgate_router_*` Prometheus metrics,
+//!   read from the snapshots a running router publishes;
 //! - [`sdk`], the backend SDK (blocking std sockets, one thread per router)
 //!   and, in `examples/chat_history.rs`, a chat backend built on it
 //!   (walkthrough: `docs/BACKENDS.md`).
@@ -28,6 +32,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin_http;
+pub mod metrics;
 pub mod msgid;
 pub mod protocol;
 pub mod sdk;

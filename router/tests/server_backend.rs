@@ -4,6 +4,7 @@
 
 mod server_support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use ringgate_router::msgid::MessageId;
@@ -11,7 +12,7 @@ use ringgate_router::protocol::{
     Capabilities, Code, ConnectionRef, Credit, Deliver, Frame, HopBuffer, Kick, Presence,
     PresenceEvent, PublishOutcome, Recipient, Refusal, Role, Target, UNASSIGNED_ID,
 };
-use ringgate_router::server::RouterConfig;
+use ringgate_router::server::{Router, RouterConfig, RouterSnapshot, Snapshots};
 use ringgate_shardmap::hash::{rendezvous_weight, topic_vshard};
 use ringgate_shardmap::{DEFAULT_VSHARDS, RouterId};
 use server_support::*;
@@ -534,4 +535,61 @@ fn traced_publishes_show_the_time_spent_waiting_for_the_backend() {
     backend.send(&own);
     assert_eq!(gateway.expect_deliver().hops, None);
     router.stop().unwrap();
+}
+
+#[test]
+fn a_running_router_publishes_snapshots_of_its_counters_and_gauges() {
+    let snapshots = Arc::new(Snapshots::new());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let router = Router::new(test_config(4))
+        .with_snapshots(Arc::clone(&snapshots))
+        .spawn(listener)
+        .unwrap();
+    let mut backend = Peer::backend(router.address(), 1);
+    backend.claim("chat.");
+    let mut gateway = Peer::gateway(router.address(), 256);
+    gateway.subscribe("chat.room");
+    gateway.subscribe("news");
+    gateway.publish(1, "chat.room", "alice", "c1", "1");
+    let forwarded = backend.expect_publish();
+    // The verdict is held: the publish waits, and the snapshot says so.
+    let waiting = wait_for_snapshot(&snapshots, |snapshot| snapshot.pending_publishes == 1);
+    assert_eq!((waiting.gateways, waiting.backends), (1, 1));
+    assert_eq!((waiting.peers, waiting.topics), (2, 2));
+    assert_eq!(waiting.id, 4);
+    assert_eq!(waiting.stats.forwarded_to_backends, 1);
+    backend.accept(&forwarded);
+    gateway.expect_ack_and_deliver(1);
+    let done = wait_for_snapshot(&snapshots, |snapshot| {
+        snapshot.stats.accepted_publishes == 1
+    });
+    assert_eq!(done.pending_publishes, 0);
+    assert_eq!(done.stats.deliver_frames_out, 1);
+    drop(backend);
+    let left = wait_for_snapshot(&snapshots, |snapshot| snapshot.backends == 0);
+    assert_eq!(left.gateways, 1);
+    // The last snapshot, taken as it stops, matches what stop returns.
+    let stats = router.stop().unwrap();
+    assert_eq!(snapshots.latest().unwrap().stats, stats);
+}
+
+/// Polls the slot (published about every 100 ms) until `wanted` holds.
+fn wait_for_snapshot(
+    snapshots: &Snapshots,
+    wanted: impl Fn(&RouterSnapshot) -> bool,
+) -> RouterSnapshot {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Some(snapshot) = snapshots.latest()
+            && wanted(&snapshot)
+        {
+            return snapshot;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no such snapshot: {:?}",
+            snapshots.latest()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

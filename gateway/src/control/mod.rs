@@ -191,6 +191,8 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
     // Single-host default: relay mode with no [[router]] runs one router as a
     // thread here, on an ephemeral loopback port, spoken to like any other.
     let mut embedded_router = None;
+    // The embedded router's counters, for /metrics (ringgate_router_*).
+    let mut embedded_router_snapshots = None;
     settings.authenticator = Authenticator::from_config(&config.auth)
         .map_err(|error| anyhow::anyhow!("{error}"))?
         .map(Arc::new);
@@ -216,6 +218,7 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
         let routers = if config.router.is_empty() {
             let listener = std::net::TcpListener::bind("127.0.0.1:0")
                 .context("binding the embedded router")?;
+            let snapshots = Arc::new(ringgate_router::server::Snapshots::new());
             // No backend can attach to an embedded router before it starts,
             // so no claim grace: publishes are relayed from the first one.
             let router =
@@ -224,11 +227,13 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
                     claim_grace_ms: 0,
                     ..Default::default()
                 })
+                .with_snapshots(Arc::clone(&snapshots))
                 .spawn(listener)
                 .context("starting the embedded router")?;
             let address = router.address();
             log::info!("embedded_router", "embedded router listening on {address}");
             embedded_router = Some(router);
+            embedded_router_snapshots = Some(snapshots);
             vec![RouterAddress {
                 id: EMBEDDED_ROUTER_ID,
                 address,
@@ -281,10 +286,14 @@ pub fn serve(config: &Config) -> anyhow::Result<ShardStats> {
             },
             listen: address,
         };
-        let bound = admin::spawn(wanted, Arc::clone(board), Arc::clone(&control), info)
-            .with_context(|| {
-                format!("binding the admin listener {wanted} (set admin.listen, or --admin off)")
-            })?;
+        let exported = admin::Exported {
+            board: Arc::clone(board),
+            control: Arc::clone(&control),
+            router: embedded_router_snapshots,
+        };
+        let bound = admin::spawn(wanted, exported, info).with_context(|| {
+            format!("binding the admin listener {wanted} (set admin.listen, or --admin off)")
+        })?;
         log::info!(
             "admin_listening",
             address = %bound,

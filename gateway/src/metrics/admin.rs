@@ -1,25 +1,23 @@
 //! The admin HTTP listener (default 127.0.0.1:9090): `/metrics`,
 //! `/healthz`, `/readyz` and `/status`. One plain thread with blocking
 //! sockets, one request per connection: it serves operators and scrapers,
-//! never clients, and shares nothing with the shards but the [`Board`].
+//! never clients, and shares nothing with the shards but the [`Board`]
+//! (and the embedded router's snapshot slot).
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use prometheus_client::registry::Registry;
+use ringgate_router::admin_http::{self, Request, Response};
+use ringgate_router::metrics::RouterCollector;
+use ringgate_router::server::Snapshots;
 use serde_json::json;
 
-use super::export::{Exporter, render};
+use super::export::Exporter;
 use super::{Board, readiness};
 use crate::control::Control;
-use crate::log;
-
-/// A request head larger than this is refused (431).
-const MAX_REQUEST_BYTES: usize = 8 << 10;
-/// A slow or silent peer is dropped after this.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What `/status` reports besides the shards' views.
 #[derive(Debug, Clone)]
@@ -39,34 +37,37 @@ struct Admin {
     started: Instant,
 }
 
+/// What the listener reads: the shards' views, the drain flag and, when
+/// the gateway embeds a router, that router's snapshots.
+#[derive(Debug)]
+pub struct Exported {
+    pub board: Arc<Board>,
+    pub control: Arc<Control>,
+    pub router: Option<Arc<Snapshots>>,
+}
+
 /// Binds the listener (so a taken port fails start-up) and serves it on a
 /// thread. Returns the bound address (port 0 resolves here).
-pub fn spawn(
-    address: SocketAddr,
-    board: Arc<Board>,
-    control: Arc<Control>,
-    info: StatusInfo,
-) -> io::Result<SocketAddr> {
+pub fn spawn(address: SocketAddr, exported: Exported, info: StatusInfo) -> io::Result<SocketAddr> {
+    let Exported {
+        board,
+        control,
+        router,
+    } = exported;
     // SO_REUSEPORT, like the client listener: during a zero-downtime
     // upgrade the new process binds the same admin address while the old
     // one drains (docs/OPERATIONS.md). A port held by anything else still
     // fails start-up.
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(address),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&address.into())?;
-    socket.listen(64)?;
-    let listener: TcpListener = socket.into();
+    let listener = admin_http::bind(address, true)?;
     let bound = listener.local_addr()?;
     let mut registry = Registry::default();
     registry.register_collector(Box::new(Exporter {
         board: Arc::clone(&board),
         control: Arc::clone(&control),
     }));
+    if let Some(snapshots) = router {
+        registry.register_collector(Box::new(RouterCollector { snapshots }));
+    }
     let admin = Admin {
         registry,
         board,
@@ -74,64 +75,27 @@ pub fn spawn(
         info,
         started: Instant::now(),
     };
-    std::thread::Builder::new()
-        .name("admin".into())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                if let Err(error) = admin.serve(stream) {
-                    log::warn!("admin_request_failed", "admin request: {error}");
-                }
-            }
-        })?;
+    admin_http::spawn(listener, move |request| admin.answer(request))?;
     Ok(bound)
 }
 
-/// A response: status, content type, body.
-type Response = (u16, &'static str, String);
-
 impl Admin {
-    fn serve(&self, mut stream: TcpStream) -> io::Result<()> {
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
-        let response = match read_head(&mut stream)? {
-            Some(head) => self.answer(&head),
-            None => (431, "text/plain", "request head too large\n".into()),
-        };
-        write_response(&mut stream, &response)
-    }
-
-    fn answer(&self, head: &str) -> Response {
-        let mut words = head.split_ascii_whitespace();
-        let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-        if method != "GET" {
-            return (405, "text/plain", "only GET\n".into());
-        }
-        let path = target.split('?').next().unwrap_or("");
-        match path {
-            "/metrics" => {
-                let openmetrics = head.lines().any(|line| {
-                    let line = line.to_ascii_lowercase();
-                    line.starts_with("accept:") && line.contains("application/openmetrics-text")
-                });
-                let body = render(&self.registry, openmetrics);
-                let content_type = if openmetrics {
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8"
-                } else {
-                    "text/plain; version=0.0.4; charset=utf-8"
-                };
-                (200, content_type, body)
-            }
-            "/healthz" => (200, "text/plain", "ok\n".into()),
+    fn answer(&self, request: &Request<'_>) -> Response {
+        match request.path {
+            "/metrics" => ringgate_router::metrics::response(&self.registry, request),
+            "/healthz" => Response::text(200, "ok\n"),
             "/readyz" => match readiness(&self.board.views(), self.control.is_draining()) {
-                Ok(()) => (200, "text/plain", "ready\n".into()),
-                Err(reason) => (503, "text/plain", format!("{reason}\n")),
+                Ok(()) => Response::text(200, "ready\n"),
+                Err(reason) => Response::text(503, format!("{reason}\n")),
             },
-            "/status" => (200, "application/json", self.status()),
-            _ => (
+            "/status" => Response {
+                status: 200,
+                content_type: "application/json",
+                body: self.status(),
+            },
+            _ => Response::text(
                 404,
-                "text/plain",
-                "not found: try /metrics, /healthz, /readyz or /status\n".into(),
+                "not found: try /metrics, /healthz, /readyz or /status\n",
             ),
         }
     }
@@ -208,42 +172,4 @@ impl Admin {
         text.push('\n');
         text
     }
-}
-
-/// Reads up to the end of the request head. `None`: too large.
-fn read_head(stream: &mut TcpStream) -> io::Result<Option<String>> {
-    let mut head = Vec::with_capacity(512);
-    let mut chunk = [0u8; 1024];
-    while !head.windows(4).any(|window| window == b"\r\n\r\n") {
-        if head.len() > MAX_REQUEST_BYTES {
-            return Ok(None);
-        }
-        let read = stream.read(&mut chunk)?;
-        if read == 0 {
-            break;
-        }
-        head.extend_from_slice(&chunk[..read]);
-    }
-    Ok(Some(String::from_utf8_lossy(&head).into_owned()))
-}
-
-fn write_response(
-    stream: &mut TcpStream,
-    (status, content_type, body): &Response,
-) -> io::Result<()> {
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "",
-    };
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body.as_bytes())
 }

@@ -4,15 +4,13 @@
 //! codes, refusal reasons, router ids from the config): never user ids,
 //! topics or addresses.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::Registry;
+use ringgate_router::metrics::{Families, NONE};
 
 use super::histogram::Histogram;
 use super::{Board, ShardView, readiness};
@@ -44,67 +42,30 @@ fn frame_rejection_reason(code: u16) -> &'static str {
     }
 }
 
-struct Out<'a, 'b> {
-    encoder: &'a mut DescriptorEncoder<'b>,
+/// The families helper is the router crate's, shared with its exporter.
+type Out<'a, 'b> = Families<'a, 'b>;
+
+fn histogram<L: EncodeLabelSet>(
+    out: &mut Out<'_, '_>,
+    name: &str,
+    help: &str,
+    samples: &[(L, &Histogram)],
+) -> Result<(), std::fmt::Error> {
+    let mut family = out
+        .encoder
+        .encode_descriptor(name, help, None, MetricType::Histogram)?;
+    for (labels, histogram) in samples {
+        family
+            .encode_family(labels)?
+            .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                histogram.exported_sum(),
+                histogram.count(),
+                &histogram.exported_buckets(),
+                None,
+            )?;
+    }
+    Ok(())
 }
-
-impl Out<'_, '_> {
-    /// A counter family; `name` without `_total` (the encoder adds it).
-    fn counter<L: EncodeLabelSet>(
-        &mut self,
-        name: &str,
-        help: &str,
-        samples: &[(L, u64)],
-    ) -> Result<(), std::fmt::Error> {
-        let mut family = self
-            .encoder
-            .encode_descriptor(name, help, None, MetricType::Counter)?;
-        for (labels, value) in samples {
-            ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
-        }
-        Ok(())
-    }
-
-    fn gauge<L: EncodeLabelSet>(
-        &mut self,
-        name: &str,
-        help: &str,
-        samples: &[(L, f64)],
-    ) -> Result<(), std::fmt::Error> {
-        let mut family = self
-            .encoder
-            .encode_descriptor(name, help, None, MetricType::Gauge)?;
-        for (labels, value) in samples {
-            ConstGauge::new(*value).encode(family.encode_family(labels)?)?;
-        }
-        Ok(())
-    }
-
-    fn histogram<L: EncodeLabelSet>(
-        &mut self,
-        name: &str,
-        help: &str,
-        samples: &[(L, &Histogram)],
-    ) -> Result<(), std::fmt::Error> {
-        let mut family = self
-            .encoder
-            .encode_descriptor(name, help, None, MetricType::Histogram)?;
-        for (labels, histogram) in samples {
-            family
-                .encode_family(labels)?
-                .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                    histogram.exported_sum(),
-                    histogram.count(),
-                    &histogram.exported_buckets(),
-                    None,
-                )?;
-        }
-        Ok(())
-    }
-}
-
-type NoLabels = [(&'static str, &'static str); 0];
-const NONE: NoLabels = [];
 
 impl Collector for Exporter {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
@@ -431,12 +392,14 @@ fn encode_relay(
 
 fn encode_latency(out: &mut Out<'_, '_>, total: &ShardStats) -> Result<(), std::fmt::Error> {
     let histograms = &total.histograms;
-    out.histogram(
+    histogram(
+        out,
         "ringgate_handshake_duration_seconds",
         "TCP accept to the 101 response (TLS included for wss).",
         &[(NONE, &histograms.handshake_us)],
     )?;
-    out.histogram(
+    histogram(
+        out,
         "ringgate_routing_latency_seconds",
         "Time inside the gateway: client frame in to PUBLISH out (to_router), \
          DELIVER in to frame out (to_client).",
@@ -445,18 +408,21 @@ fn encode_latency(out: &mut Out<'_, '_>, total: &ShardStats) -> Result<(), std::
             ([("direction", "to_client")], &histograms.to_client_us),
         ],
     )?;
-    out.histogram(
+    histogram(
+        out,
         "ringgate_router_rtt_seconds",
         "PUBLISH sent to PUBLISH_ACK handled.",
         &[(NONE, &histograms.router_rtt_us)],
     )?;
-    out.histogram(
+    histogram(
+        out,
         "ringgate_delivery_latency_seconds",
         "The router's accept time (the message id's clock, ms resolution) to the frame \
          queued to the recipient.",
         &[(NONE, &histograms.delivery_us)],
     )?;
-    out.histogram(
+    histogram(
+        out,
         "ringgate_write_queue_bytes",
         "Bytes queued on a connection at each send.",
         &[(NONE, &histograms.write_queue_bytes)],
@@ -499,67 +465,4 @@ fn encode_saturation(
         "Most io_uring completions reaped in one loop turn, last second.",
         &per_shard(&|view| view.cq_depth as f64),
     )
-}
-
-/// Renders the registry: OpenMetrics when asked for it, else the Prometheus
-/// text format 0.0.4 (what `promtool check metrics` and older scrapers
-/// read: counters named with `_total` in HELP and TYPE, no `# EOF`).
-pub fn render(registry: &Registry, openmetrics: bool) -> String {
-    let mut text = String::with_capacity(16 << 10);
-    if prometheus_client::encoding::text::encode(&mut text, registry).is_err() {
-        text.clear();
-        let _ = writeln!(text, "# encoding failed");
-    }
-    if openmetrics {
-        text
-    } else {
-        to_prometheus_text(&text)
-    }
-}
-
-/// OpenMetrics text to Prometheus text 0.0.4.
-fn to_prometheus_text(openmetrics: &str) -> String {
-    let mut out = String::with_capacity(openmetrics.len());
-    let mut counters = std::collections::HashSet::new();
-    for line in openmetrics.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ")
-            && let Some(name) = rest.strip_suffix(" counter")
-        {
-            counters.insert(name.to_string());
-        }
-    }
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
-            let rest = line.strip_prefix(prefix)?;
-            let (name, tail) = rest.split_once(' ')?;
-            counters
-                .contains(name)
-                .then(|| format!("{prefix}{name}_total {tail}"))
-        });
-        match rewritten {
-            Some(line) => out.push_str(&line),
-            None => out.push_str(line),
-        }
-        out.push('\n');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_get_total_in_their_help_and_type_lines() {
-        let openmetrics = "# HELP a_thing A.\n# TYPE a_thing counter\na_thing_total 3\n\
-                           # HELP b B.\n# TYPE b gauge\n# UNIT b seconds\nb 1\n# EOF\n";
-        assert_eq!(
-            to_prometheus_text(openmetrics),
-            "# HELP a_thing_total A.\n# TYPE a_thing_total counter\na_thing_total 3\n\
-             # HELP b B.\n# TYPE b gauge\nb 1\n"
-        );
-    }
 }

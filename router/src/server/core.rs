@@ -26,6 +26,7 @@ use super::output::BufferPool;
 use super::peer::{Peer, PeerId, Phase, flag};
 use super::pending::{Decision, OwnedRefusal, Pending};
 use super::presence::Presence;
+use super::snapshot::RouterSnapshot;
 use super::stats::RouterStats;
 use super::topics::Subscriptions;
 
@@ -130,6 +131,20 @@ impl Core {
         stats.dedup_evicted_before_expiry = self.dedup.evicted_before_expiry();
         stats.dedup_expired = self.dedup.expired();
         stats
+    }
+
+    /// The counters and gauges metrics show (see `snapshot`).
+    pub fn snapshot(&self) -> RouterSnapshot {
+        RouterSnapshot {
+            id: self.config.id,
+            stats: self.stats(),
+            peers: self.live as u64,
+            gateways: self.gateways.len() as u64,
+            backends: self.backends.len() as u64,
+            topics: self.subscriptions.topic_count() as u64,
+            pending_publishes: self.pending.len() as u64,
+            uptime_ms: self.clock.mono_ms,
+        }
     }
 
     // ---- peer slots -------------------------------------------------------

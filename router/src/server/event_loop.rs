@@ -14,6 +14,7 @@
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringgate_uring::{Chunk, Completion, RecvBuffer, Token, Uring};
@@ -23,6 +24,7 @@ use super::config::RouterConfig;
 use super::core::{Clock, Core};
 use super::log;
 use super::peer::{Phase, flag};
+use super::snapshot::{self, Snapshots};
 use super::stats::RouterStats;
 
 /// Token of the listener's multishot accept. Peer tokens are
@@ -42,10 +44,13 @@ struct Loop<'a> {
     listener: RawFd,
     accepting: bool,
     stop: &'a StopHandle,
+    snapshots: Option<Arc<Snapshots>>,
+    next_snapshot_ms: u64,
 }
 
 pub(super) fn run(
     config: RouterConfig,
+    snapshots: Option<Arc<Snapshots>>,
     listener: &TcpListener,
     stop: &StopHandle,
 ) -> io::Result<RouterStats> {
@@ -60,11 +65,14 @@ pub(super) fn run(
         listener: listener.as_raw_fd(),
         accepting: true,
         stop,
+        snapshots,
+        next_snapshot_ms: 0,
     };
     let address = listener.local_addr()?;
     log::info!("router_started", "router {id} serving on {address}");
     let result = event_loop.turns(started);
     event_loop.close_all();
+    event_loop.publish_snapshot();
     let stats = event_loop.core.stats();
     log::info!(
         "router_stopped",
@@ -154,6 +162,10 @@ impl Loop<'_> {
             Completion::Tick { .. } => {
                 ringgate_logging::flush_suppressed();
                 self.core.on_tick();
+                if self.core.clock.mono_ms >= self.next_snapshot_ms {
+                    self.next_snapshot_ms = self.core.clock.mono_ms + snapshot::PUBLISH_EVERY_MS;
+                    self.publish_snapshot();
+                }
                 self.uring.ops.tick(TICK, CONTROL)?;
             }
             Completion::Wake { .. } => self.uring.ops.wake_on(self.stop.wake_fd(), CONTROL)?,
@@ -310,6 +322,12 @@ impl Loop<'_> {
         }
         let fd = std::mem::replace(&mut peer.fd, -1);
         self.uring.ops.close(fd, token)
+    }
+
+    fn publish_snapshot(&self) {
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.publish(|| self.core.snapshot());
+        }
     }
 
     /// At exit: close what the grace period did not.

@@ -28,7 +28,8 @@
 //! Structure: `event_loop` is the only file doing I/O; `core` is the
 //! state machine it drives (bytes, completions and the time in, bytes out);
 //! handlers by subject in `session`, `publish` and `routing`; tables in
-//! `topics`, `claims`, `presence`, `pending` and [`dedup`].
+//! `topics`, `claims`, `presence`, `pending` and [`dedup`]; `snapshot`
+//! is what the loop publishes for metrics while it runs.
 //!
 //! Key numbers: one thread; a DELIVER is encoded once and shared by every
 //! gateway it goes to; the dedup table is 48 bytes per entry, allocated at
@@ -59,6 +60,7 @@ mod presence;
 mod publish;
 mod routing;
 mod session;
+mod snapshot;
 mod stats;
 mod topics;
 
@@ -73,17 +75,37 @@ use ringgate_uring::sys::WakeFd;
 
 pub use config::RouterConfig;
 pub use dedup::{DedupKey, DedupKeys, DedupTable};
+pub use snapshot::{RouterSnapshot, Snapshots};
 pub use stats::RouterStats;
 
 /// A router, ready to serve a listener.
 #[derive(Debug)]
 pub struct Router {
     config: RouterConfig,
+    snapshots: Option<Arc<Snapshots>>,
 }
 
 impl Router {
     pub fn new(config: RouterConfig) -> Router {
-        Router { config }
+        Router {
+            config,
+            snapshots: None,
+        }
+    }
+
+    /// Publishes a [`RouterSnapshot`] into `snapshots` about every 100 ms
+    /// while serving, and a last one when it stops (how metrics see a
+    /// running router; the loop never waits for a reader). Until the loop
+    /// publishes, the slot holds zeros with this router's id, so every
+    /// metric exists from the start.
+    pub fn with_snapshots(mut self, snapshots: Arc<Snapshots>) -> Router {
+        let id = self.config.id;
+        snapshots.publish(|| RouterSnapshot {
+            id,
+            ..RouterSnapshot::default()
+        });
+        self.snapshots = Some(snapshots);
+        self
     }
 
     pub fn config(&self) -> &RouterConfig {
@@ -105,7 +127,7 @@ impl Router {
         socket.set_tcp_user_timeout(Some(std::time::Duration::from_millis(
             self.config.idle_timeout_ms,
         )))?;
-        event_loop::run(self.config, &listener, &stop)
+        event_loop::run(self.config, self.snapshots, &listener, &stop)
     }
 
     /// Runs [`serve`](Self::serve) on a new thread named `ringgate-router`

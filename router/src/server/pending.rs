@@ -147,7 +147,7 @@ impl Pending {
         self.live >= self.max
     }
 
-    #[cfg(test)]
+    /// Publishes waiting for a verdict (or behind one on their topic).
     pub fn len(&self) -> usize {
         self.live
     }

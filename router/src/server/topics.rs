@@ -64,7 +64,6 @@ impl Subscriptions {
     }
 
     /// Topics with at least one subscribed gateway.
-    #[cfg(test)]
     pub fn topic_count(&self) -> usize {
         self.topics.len()
     }
