@@ -2,20 +2,28 @@
 //!
 //! ```text
 //! ringgate-router --listen 127.0.0.1:7100 --id 1 [--dedup-window-s 300] [--dedup-capacity N]
-//!                 [--log-format json|pretty] [--log-level info]
+//!                 [--admin ADDR|off] [--log-format json|pretty] [--log-level info]
 //! ```
 //!
+//! `--admin ADDR` (default off) serves `/metrics` (the `ringgate_router_*`
+//! metrics of docs/operations/METRICS.md) and `/healthz` over HTTP.
+//!
 //! Prints `ringgate-router listening on ADDR` on stdout once bound (ADDR is
-//! the real address, so `--listen 127.0.0.1:0` works for scripts), logs JSON
+//! the real address, so `--listen 127.0.0.1:0` works for scripts), then
+//! `ringgate-router admin on ADDR` when `--admin` is on, logs JSON
 //! lines on stderr, and on SIGTERM or SIGINT sends GOAWAY to every peer and
 //! exits 0.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use ringgate_router::server::{Router, RouterConfig, StopHandle};
+use prometheus_client::registry::Registry;
+use ringgate_router::admin_http::{self, Response};
+use ringgate_router::metrics::{self, RouterCollector};
+use ringgate_router::server::{Router, RouterConfig, Snapshots, StopHandle};
 
 /// A ringgate router: dedup, message ids, fan-out between gateways and backends.
 #[derive(Parser, Debug)]
@@ -48,6 +56,10 @@ struct Args {
     /// relays their topics (ms; 0 when no backend attaches).
     #[arg(long, default_value_t = 3_000)]
     claim_grace_ms: u64,
+    /// Admin HTTP listener (`/metrics`, `/healthz`), e.g. 127.0.0.1:9091;
+    /// `off`: none.
+    #[arg(long, default_value = "off", value_parser = parse_admin)]
+    admin: Admin,
     /// File holding the shared secret every peer's HELLO must carry.
     #[arg(long)]
     token_file: Option<std::path::PathBuf>,
@@ -99,16 +111,60 @@ fn main() -> Result<()> {
     let listener =
         TcpListener::bind(args.listen).with_context(|| format!("binding {}", args.listen))?;
     let address = listener.local_addr()?;
+    let mut router = Router::new(config);
+    let mut admin = None;
+    if let Admin(Some(wanted)) = args.admin {
+        let snapshots = Arc::new(Snapshots::new());
+        router = router.with_snapshots(Arc::clone(&snapshots));
+        let bound = serve_admin(wanted, snapshots)
+            .with_context(|| format!("binding the admin listener {wanted} (or --admin off)"))?;
+        ringgate_logging::info!(
+            "admin_listening",
+            "admin listening on {bound} (/metrics /healthz)"
+        );
+        admin = Some(bound);
+    }
     let stop = StopHandle::new().context("creating the stop eventfd")?;
     watch_signals(stop.clone())?;
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "ringgate-router listening on {address}")?;
+    if let Some(bound) = admin {
+        writeln!(stdout, "ringgate-router admin on {bound}")?;
+    }
     stdout.flush()?;
     drop(stdout);
-    Router::new(config)
-        .serve(listener, stop)
-        .context("router event loop")?;
+    router.serve(listener, stop).context("router event loop")?;
     Ok(())
+}
+
+/// Where `--admin` listens, if anywhere.
+#[derive(Clone, Copy, Debug)]
+struct Admin(Option<SocketAddr>);
+
+fn parse_admin(text: &str) -> Result<Admin, String> {
+    if text == "off" {
+        return Ok(Admin(None));
+    }
+    text.parse()
+        .map(|address| Admin(Some(address)))
+        .map_err(|_| format!("{text:?} is neither an address (127.0.0.1:9091) nor off"))
+}
+
+/// Binds the admin listener and serves `/metrics` and `/healthz` on a
+/// thread; the bound address.
+fn serve_admin(address: SocketAddr, snapshots: Arc<Snapshots>) -> std::io::Result<SocketAddr> {
+    // No SO_REUSEPORT: a second router on the same admin port must fail,
+    // not share its scrapes.
+    let listener = admin_http::bind(address, false)?;
+    let bound = listener.local_addr()?;
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(RouterCollector { snapshots }));
+    admin_http::spawn(listener, move |request| match request.path {
+        "/metrics" => metrics::response(&registry, request),
+        "/healthz" => Response::text(200, "ok\n"),
+        _ => Response::text(404, "not found: try /metrics or /healthz\n"),
+    })?;
+    Ok(bound)
 }
 
 /// SIGTERM or SIGINT: stop gracefully. A second one: exit at once.
