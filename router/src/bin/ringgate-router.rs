@@ -48,8 +48,9 @@ struct Args {
     /// Bytes queued for one peer before it is disconnected as too slow.
     #[arg(long, default_value_t = 32 << 20)]
     max_output_bytes: usize,
-    /// How long a backend has to accept or reject a publish, in ms.
-    #[arg(long, default_value_t = 10_000)]
+    /// How long a backend has to accept or reject a publish, in ms (the
+    /// library default, as the embedded router uses).
+    #[arg(long, default_value_t = 5_000)]
     verdict_timeout_ms: u64,
     /// After start, publishes on topics no backend claimed are answered
     /// `unavailable` for this long, so backends re-claim before the router
