@@ -49,7 +49,7 @@ fn decode<const FAST_PATH: bool>(
         // an error ends the connection, so it is never fed after one).
         if FAST_PATH
             && !decoder.in_message()
-            && let Some((frame_len, message)) = whole_data_frame(&input[offset..])
+            && let Some((frame_len, message)) = whole_data_frame(&input[offset..], limits)
         {
             offset += frame_len;
             on_message(message?)?;
@@ -70,8 +70,12 @@ fn decode<const FAST_PATH: bool>(
 
 /// A whole, final, unmasked text or binary frame with a 7- or 16-bit
 /// length at the start of `input`: its length and its message (text that
-/// is not UTF-8 is the codec's error). `None` for any other frame.
-fn whole_data_frame(input: &[u8]) -> Option<(usize, Result<Message<'_>, ErrorReason>)> {
+/// is not UTF-8 is the codec's error). `None` for any other frame, and for
+/// one over `limits` (the codec refuses it).
+fn whole_data_frame<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Option<(usize, Result<Message<'a>, ErrorReason>)> {
     let [first, second, ..] = *input else {
         return None;
     };
@@ -92,6 +96,14 @@ fn whole_data_frame(input: &[u8]) -> Option<(usize, Result<Message<'_>, ErrorRea
         }
         _ => return None,
     };
+    let message_cap = if text {
+        limits.max_text_message_bytes
+    } else {
+        limits.max_binary_message_bytes
+    };
+    if payload_len as u64 > limits.max_frame_bytes || payload_len > message_cap {
+        return None;
+    }
     let payload = input.get(header_len..header_len + payload_len)?;
     let message = if !text {
         Ok(Message::Binary(payload))
@@ -120,6 +132,14 @@ mod tests {
     /// `Debug` text, so two decodings can be compared) until the first
     /// error, and whether there was one.
     fn run<const FAST_PATH: bool>(stream: &[u8], cuts: &[usize]) -> (Vec<String>, bool) {
+        run_with::<FAST_PATH>(stream, cuts, &limits())
+    }
+
+    fn run_with<const FAST_PATH: bool>(
+        stream: &[u8],
+        cuts: &[usize],
+        limits: &Limits,
+    ) -> (Vec<String>, bool) {
         let mut decoder = Decoder::new(Role::Client);
         let mut events = Vec::new();
         let mut at = 0;
@@ -130,7 +150,7 @@ mod tests {
                 events.push(format!("{m:?}"));
                 Ok(())
             };
-            if decode::<FAST_PATH>(&mut decoder, &mut read, &limits(), record).is_err() {
+            if decode::<FAST_PATH>(&mut decoder, &mut read, limits, record).is_err() {
                 return (events, true);
             }
             at = end;
@@ -231,14 +251,43 @@ mod tests {
     }
 
     #[test]
+    fn frames_over_the_limits_are_the_codec_s_errors_on_the_fast_path_too() {
+        let mut stream = Vec::new();
+        write_frame(&mut stream, OpCode::Text, &[b'a'; 50], None);
+        write_frame(&mut stream, OpCode::Text, &[b'a'; 200], None);
+        let small = Limits {
+            max_frame_bytes: 100,
+            max_text_message_bytes: 100,
+            max_binary_message_bytes: 100,
+        };
+        let expected = run_with::<false>(&stream, &[], &small);
+        assert!(expected.1, "the codec refuses the 200-byte frame");
+        assert_eq!(run_with::<true>(&stream, &[], &small), expected);
+        let text_only = Limits {
+            max_text_message_bytes: 100,
+            ..limits()
+        };
+        assert_eq!(
+            run_with::<true>(&stream, &[], &text_only),
+            run_with::<false>(&stream, &[], &text_only)
+        );
+    }
+
+    #[test]
     fn echo_frames_take_the_fast_path() {
         let mut stream = Vec::new();
         write_frame(&mut stream, OpCode::Text, b"0123456789abcdefxxxx", None);
         write_frame(&mut stream, OpCode::Binary, &[7; 300], None);
-        assert_eq!(whole_data_frame(&stream).map(|(n, _)| n), Some(22));
-        assert_eq!(whole_data_frame(&stream[22..]).map(|(n, _)| n), Some(304));
+        assert_eq!(
+            whole_data_frame(&stream, &Limits::default()).map(|(n, _)| n),
+            Some(22)
+        );
+        assert_eq!(
+            whole_data_frame(&stream[22..], &Limits::default()).map(|(n, _)| n),
+            Some(304)
+        );
         // Cut by the end of the read: left to the codec.
-        assert!(whole_data_frame(&stream[..21]).is_none());
-        assert!(whole_data_frame(&stream[22..24]).is_none());
+        assert!(whole_data_frame(&stream[..21], &Limits::default()).is_none());
+        assert!(whole_data_frame(&stream[22..24], &Limits::default()).is_none());
     }
 }
