@@ -232,7 +232,7 @@ impl Shard {
         }
         if let Some(board) = &self.board {
             self.core.stats.unclosed_at_exit = self.core.live as u64;
-            board.publish(self.index, || self.core.view(&gauges));
+            board.publish_final(self.index, self.core.view(&gauges));
         }
         self.core.stats.unclosed_at_exit = self.core.live as u64;
         for conn in &self.core.conns {

@@ -118,6 +118,9 @@ pub struct ShardStats {
     /// Relay mode: publishes sent to a router, acknowledged, refused.
     pub publishes: u64,
     pub acks: u64,
+    /// Publishes sent whose link failed before their PUBLISH_ACK: answered
+    /// `unavailable` `router_lost`.
+    pub publishes_lost: u64,
     pub publish_rejected: u64,
     /// Publishes answered `unavailable` (no live router, no credit, full).
     pub publish_unavailable: u64,
@@ -245,6 +248,7 @@ impl ShardStats {
             (&mut self.bad_requests, other.bad_requests),
             (&mut self.publishes, other.publishes),
             (&mut self.acks, other.acks),
+            (&mut self.publishes_lost, other.publishes_lost),
             (&mut self.publish_rejected, other.publish_rejected),
             (&mut self.publish_unavailable, other.publish_unavailable),
             (&mut self.publishes_buffered, other.publishes_buffered),

@@ -303,10 +303,12 @@ fn encode_relay(
     )?;
     out.counter(
         "ringgate_publish_acks",
-        "Router answers to publishes: ok (accepted or duplicate) or rejected.",
+        "Answers to publishes sent to routers: ok (accepted or duplicate), rejected, or \
+         router_lost (the link failed first; the client got unavailable).",
         &[
             ([("result", "ok")], total.acks),
             ([("result", "rejected")], total.publish_rejected),
+            ([("result", "router_lost")], total.publishes_lost),
         ],
     )?;
     out.counter(

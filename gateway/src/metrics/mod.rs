@@ -76,6 +76,15 @@ impl Board {
         }
     }
 
+    /// The shard's last view as it stops: waits for a reader if needed,
+    /// so the final counts are never skipped.
+    pub fn publish_final(&self, index: usize, view: ShardView) {
+        let mut slot = self.slots[index]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *slot = Some(view);
+    }
+
     /// Every shard's latest view (`None`: the shard has not published yet).
     pub fn views(&self) -> Vec<Option<ShardView>> {
         self.slots
@@ -90,7 +99,8 @@ impl Board {
 
 /// `/readyz`: ready when every shard has published and is serving, the
 /// gateway is not draining and every shard's link to every router is up
-/// (a gateway with a router down is degraded: publishes to its topics fail).
+/// (a router down makes the gateway degraded: publishes to its topics are
+/// held, subscriptions to them refused; the issue asks readiness to say so).
 pub fn readiness(views: &[Option<ShardView>], draining: bool) -> Result<(), String> {
     if draining {
         return Err("draining".into());

@@ -52,6 +52,11 @@ pub const LINK_FAILURE_KINDS: [&str; 7] = [
 
 /// Most publishes one shard may have waiting for their PUBLISH_ACK.
 const MAX_PENDING: usize = 65_536;
+/// Most publishes one shard holds for all its down routers together: held
+/// publishes keep their pending-ack slot, so this leaves half of
+/// [`MAX_PENDING`] to the routers that are up, however many are down and
+/// whatever `limits.degraded_buffer_messages` says.
+const MAX_HELD_PER_SHARD: usize = MAX_PENDING / 2;
 /// What a shard grants each router at HELLO, and tops up as it delivers.
 const DELIVER_CREDIT: Credit = Credit {
     messages: 65_536,
@@ -159,6 +164,11 @@ impl Relay {
             next_request: 1,
             degraded: false,
         })
+    }
+
+    /// Publishes held for down routers, all links.
+    fn held_total(&self) -> usize {
+        self.links.iter().map(|link| link.held.len()).sum()
     }
 
     pub fn shardmap_epoch(&self) -> u64 {
@@ -437,7 +447,7 @@ impl Core {
         // those held until they are all released.
         let link = &relay.links[link_index];
         let hold = link.holds_publishes();
-        if hold && !link.held.has_room() {
+        if hold && (!link.held.has_room() || relay.held_total() >= MAX_HELD_PER_SHARD) {
             self.stats.publish_unavailable += 1;
             return self.reply_error(slot, &unavailable(5_000, "buffer_full"));
         }
@@ -1336,6 +1346,7 @@ impl Core {
                 failed.push(pending);
             }
         }
+        self.stats.publishes_lost += failed.len() as u64;
         if !failed.is_empty() {
             log::warn!(
                 "publish_unavailable",
