@@ -228,6 +228,20 @@ fn loads(start: f64, rule: StepRule, max: f64) -> Vec<f64> {
     loads
 }
 
+/// [`loads`], whole when the load is a connection count: each step runs
+/// and reports the count actually used (x1.5 from 1 would otherwise run 2
+/// connections twice, reported as 1.5 and 2.25).
+fn planned_loads(start: f64, rule: StepRule, max: f64, whole_units: bool) -> Vec<f64> {
+    let mut planned = loads(start, rule, max);
+    if whole_units {
+        for load in &mut planned {
+            *load = load.round().max(1.0);
+        }
+        planned.dedup();
+    }
+    planned
+}
+
 /// The target as one step runs it: the varied figure and the window set,
 /// the capacity run's output files removed.
 fn step_target(target: &Target, vary: Vary, load: f64, window: Seconds) -> Target {
@@ -601,7 +615,7 @@ pub fn run(args: &CapacityArgs) -> anyhow::Result<()> {
     let units = unit(&args.target, vary);
     let started_at = sys::rfc3339_utc(sys::unix_time_s());
     let whole_units = vary == Vary::Conns;
-    let planned = loads(args.start, args.step, args.max);
+    let planned = planned_loads(args.start, args.step, args.max, whole_units);
     let mut steps: Vec<Step> = Vec::new();
     let mut curves: Vec<Curve> = Vec::new();
     println!("{HEADER}");
@@ -703,6 +717,14 @@ mod tests {
             [100.0, 150.0, 200.0]
         );
         assert_eq!(loads(10.0, "x2".parse().unwrap(), 10.0), [10.0]);
+        assert_eq!(
+            planned_loads(1.0, "x1.5".parse().unwrap(), 6.0, true),
+            [1.0, 2.0, 3.0, 5.0, 6.0]
+        );
+        assert_eq!(
+            planned_loads(1.0, "x1.5".parse().unwrap(), 3.0, false),
+            [1.0, 1.5, 2.25, 3.0]
+        );
         assert!("x1".parse::<StepRule>().is_err());
         assert!("+0".parse::<StepRule>().is_err());
         assert!("2".parse::<StepRule>().is_err());
