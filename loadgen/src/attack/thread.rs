@@ -42,6 +42,10 @@ const HOUSEKEEPING_NS: u64 = 50_000_000;
 const GO_WAIT_MAX_NS: u64 = 600_000_000_000;
 /// flood: messages queued per attacker per loop turn.
 const FLOOD_BURST: u64 = 64;
+/// A non-reader's receive buffer once it reads at last, at the window's end.
+const NONREADER_DRAIN_RCVBUF_BYTES: usize = 4 << 20;
+/// Non-reader messages sent per loop turn at most (1 MiB).
+const NONREADER_BURST: usize = 32;
 /// Control echo payload: the stamp and some filler.
 const CONTROL_PAYLOAD_BYTES: usize = 32;
 /// Largest frame the attackers accept back (echoes of their own messages).
@@ -274,25 +278,27 @@ impl AttackWorker {
                 self.send_out(index, now);
                 Some(now)
             }
-            Kind::Nonreader => {
-                self.feed_nonreader(index, now);
-                None
-            }
+            // More to send (the burst ran out, not the kernel's room): go on
+            // next turn.
+            Kind::Nonreader => self.feed_nonreader(index, now).then_some(now),
             Kind::Oversized | Kind::All => None,
         }
     }
 
-    /// Sends echo-worthy messages until the kernel refuses more (or the cap).
-    fn feed_nonreader(&mut self, index: usize, now: u64) {
+    /// Sends echo-worthy messages until the kernel refuses more (or the cap),
+    /// at most [`NONREADER_BURST`] per call: a server that reads and drops
+    /// them at full speed must not keep this thread (the other attackers
+    /// and the control connection) waiting. True if it stopped at the burst.
+    fn feed_nonreader(&mut self, index: usize, now: u64) -> bool {
         let payload = vec![b'n'; NONREADER_MESSAGE_BYTES];
-        loop {
+        for _ in 0..NONREADER_BURST {
             let client = &self.clients[index];
             if client.reading
                 || client.stage != Stage::Attacking
                 || !client.conn.pending.is_empty()
                 || client.bytes_sent >= NONREADER_BYTES_MAX
             {
-                return;
+                return false;
             }
             let mask = self.next_mask();
             write_frame(&mut self.out, OpCode::Binary, &payload, Some(mask));
@@ -302,6 +308,7 @@ impl AttackWorker {
             self.attack_totals.kind(Kind::Nonreader).messages_sent += 1;
             self.send_out(index, now);
         }
+        true
     }
 
     /// The window ended: attackers stop; nonreaders read at last.
@@ -311,6 +318,14 @@ impl AttackWorker {
             let client = &mut self.clients[index];
             if client.kind == Some(Kind::Nonreader) && client.stage == Stage::Attacking {
                 client.reading = true;
+                // Its tiny receive buffer would take the server's backlog
+                // (the answer comes after it) at a few KB per delayed ACK.
+                if let Some(stream) = client.conn.stream.as_ref() {
+                    let _ = rustix::net::sockopt::set_socket_recv_buffer_size(
+                        stream,
+                        NONREADER_DRAIN_RCVBUF_BYTES,
+                    );
+                }
                 self.read_frames(index, now);
             }
         }
@@ -364,6 +379,7 @@ impl AttackWorker {
                         return self.on_write_error(index, reason, now);
                     }
                     if self.clients[index].kind == Some(Kind::Nonreader) && !self.ended {
+                        // The rest, if any, goes out from `due` next turn.
                         self.feed_nonreader(index, now);
                     }
                 }
