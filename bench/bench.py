@@ -30,52 +30,20 @@ starts processes (stopping them by PID), collects and compares.
 import argparse
 import json
 import os
-import platform
-import re
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release")
+from benchlib import BIN, machine, start_server, stop
+from benchlib import build as cargo_build
 
 
 def build():
-    subprocess.run(
-        ["cargo", "build", "--release", "--quiet", "-p", "ringgate", "-p", "ringgate-loadgen",
-         "-p", "ringgate-bench"],
-        cwd=ROOT, check=True)
-
-
-def start_server(argv, cpu):
-    """Starts a server pinned to `cpu`; returns (process, address)."""
-    process = subprocess.Popen(["taskset", "-c", str(cpu)] + argv, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True)
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        match = re.search(r"listening on (\S+)", line)
-        if match:
-            return process, match.group(1)
-    process.kill()
-    raise RuntimeError(f"{argv[0]} did not report its address")
-
-
-def stop(process):
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    cargo_build("ringgate", "ringgate-loadgen", "ringgate-bench")
 
 
 def loadgen(args, cpu):
@@ -333,16 +301,6 @@ def memory(options):
     failures = result["results"].get("errors") or {}
     if failures:
         print(f"failures: {failures}")
-
-
-def machine():
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            model = next(l.split(":", 1)[1].strip() for l in handle if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cpu_model": model, "cores": os.cpu_count(), "kernel": platform.release()}
 
 
 def main():

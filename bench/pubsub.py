@@ -34,29 +34,20 @@ them by PID), steps the rate and prints.
 import argparse
 import json
 import os
-import platform
-import re
 import shlex
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-BIN = os.path.join(TARGET, "release")
+from benchlib import BIN, machine, start_server, stop
+from benchlib import build as cargo_build
 # The embedded router refuses publishes for its first 3 s (claim grace:
 # backends may still be attaching); steps start after it.
 ROUTER_GRACE_S = 3.3
 WARMUP = "1s"
 DRAIN = "2s"
 KEEP_UP = 0.98
-
-
-def build():
-    subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "ringgate",
-                    "-p", "ringgate-loadgen"], cwd=ROOT, check=True)
 
 
 def write_config():
@@ -70,32 +61,19 @@ def write_config():
     return path
 
 
+def build():
+    cargo_build("ringgate", "ringgate-loadgen")
+
+
 def start_gateway(config, cpu):
-    """Starts the gateway pinned to `cpu`; returns (process, address, argv)."""
-    argv = ["taskset", "-c", str(cpu), os.path.join(BIN, "ringgate"), "--shards", "1",
-            "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--config", config]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    """Starts the gateway pinned to `cpu`, past the embedded router's claim
+    grace; returns (process, address, argv)."""
+    argv = [os.path.join(BIN, "ringgate"), "--shards", "1", "--listen", "127.0.0.1:0",
+            "--admin", "127.0.0.1:0", "--config", config]
     started = time.monotonic()
-    deadline = started + 20
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        match = re.search(r"listening on (\S+)", line)
-        if match:
-            time.sleep(max(0.0, started + ROUTER_GRACE_S - time.monotonic()))
-            return process, match.group(1), argv
-    stop(process)
-    raise RuntimeError("ringgate did not report its address")
-
-
-def stop(process):
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    process, address = start_server(argv, cpu)
+    time.sleep(max(0.0, started + ROUTER_GRACE_S - time.monotonic()))
+    return process, address, ["taskset", "-c", str(cpu)] + argv
 
 
 def loadgen_argv(options, address, rate, duration, gateway_pid, cpu):
@@ -190,19 +168,6 @@ def sweep(options, address, gateway_pid):
         print(row(steps[-1]), flush=True)
     knee = capacity["knee"]
     return steps, (int(knee["load"]) if knee else None)
-
-
-def machine():
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu_model": model, "cores": os.cpu_count(), "kernel": platform.release()}
 
 
 def main():

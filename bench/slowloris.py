@@ -15,25 +15,15 @@ with the default 5 s they would be closed as they arrive).
 import argparse
 import os
 import selectors
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import BIN, rss_bytes, start_server, stop
 
 PARTIAL = b"GET /chat HTTP/1.1\r\nHost: gateway\r\nUpgrade: websocket\r\n"
-
-
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def source_address(index):
@@ -70,16 +60,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conns", type=int, default=15_000)
-    parser.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "ringgate"))
+    parser.add_argument("--bin", default=os.path.join(BIN, "ringgate"))
     options = parser.parse_args()
     config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
     config.write("[limits]\nhandshake_timeout_ms = 60000\n")
     config.close()
-    gateway = subprocess.Popen(
-        ["taskset", "-c", "0", options.bin, "--echo", "--shards", "1", "--listen", "127.0.0.1:0",
-         "--admin", "127.0.0.1:0", "--config", config.name], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    gateway, address = start_server(
+        [options.bin, "--echo", "--shards", "1", "--listen", "127.0.0.1:0",
+         "--admin", "127.0.0.1:0", "--config", config.name], 0)
     try:
-        address = gateway.stdout.readline().strip().rsplit(" ", 1)[-1]
         host, port = address.rsplit(":", 1)
         time.sleep(0.3)
         before_rtt = honest_round_trips(address)
@@ -118,11 +107,7 @@ def main():
         for sock in sockets:
             sock.close()
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        try:
-            gateway.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
+        stop(gateway)
         os.unlink(config.name)
 
 

@@ -14,43 +14,34 @@ idle wss connection once all are open.
 
 import argparse
 import os
-import signal
 import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import BIN, ROOT, rss_bytes, start_server, stop
+
 CERTS = os.path.join(ROOT, "gateway", "tests", "tls_certs")
 UPGRADE = (b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-
-
-def rss_bytes(pid):
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conns", type=int, default=2000)
-    parser.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "ringgate"))
+    parser.add_argument("--bin", default=os.path.join(BIN, "ringgate"))
     options = parser.parse_args()
     config = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
     config.write(f'[tls]\ncert_file = "{CERTS}/server.pem"\nkey_file = "{CERTS}/server.key"\n'
                  '[limits.per_ip]\nexempt = ["127.0.0.0/8"]\n')
     config.close()
-    gateway = subprocess.Popen(
-        ["taskset", "-c", "0", options.bin, "--echo", "--shards", "1", "--listen", "127.0.0.1:0",
-         "--admin", "127.0.0.1:0", "--config", config.name], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    gateway, address = start_server(
+        [options.bin, "--echo", "--shards", "1", "--listen", "127.0.0.1:0",
+         "--admin", "127.0.0.1:0", "--config", config.name], 0)
     try:
-        port = int(gateway.stdout.readline().strip().rsplit(":", 1)[-1])
+        port = int(address.rsplit(":", 1)[-1])
         context = ssl.create_default_context(cafile=os.path.join(CERTS, "ca.pem"))
         time.sleep(0.3)
         rss_before = rss_bytes(gateway.pid)
@@ -76,11 +67,7 @@ def main():
         for tls in held:
             tls.close()
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        try:
-            gateway.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
+        stop(gateway)
         os.unlink(config.name)
 
 
