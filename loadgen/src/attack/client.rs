@@ -15,8 +15,6 @@ pub const OVERSIZE_CHUNK_BYTES: usize = 16 * 1024;
 /// sane write-queue cap plus socket buffers).
 pub const NONREADER_MESSAGE_BYTES: usize = 32 * 1024;
 pub const NONREADER_BYTES_MAX: u64 = 256 << 20;
-/// nonreader: its receive buffer, so the server's echoes back up quickly.
-pub const NONREADER_RCVBUF_BYTES: usize = 4096;
 /// slowloris: the header line repeated one byte at a time (never an empty
 /// line, so the request head never ends).
 const SLOWLORIS_FILLER: &[u8] = b"X-a: b\r\n";

@@ -18,8 +18,7 @@ use ringgate_wscodec::{
 };
 
 use super::client::{
-    self as script, Client, FloodReply, NONREADER_BYTES_MAX, NONREADER_MESSAGE_BYTES,
-    NONREADER_RCVBUF_BYTES, Stage,
+    self as script, Client, FloodReply, NONREADER_BYTES_MAX, NONREADER_MESSAGE_BYTES, Stage,
 };
 use super::{AttackPlan, AttackTotals, Kind};
 use crate::schedule::{Schedule, latency_us};
@@ -42,8 +41,6 @@ const HOUSEKEEPING_NS: u64 = 50_000_000;
 const GO_WAIT_MAX_NS: u64 = 600_000_000_000;
 /// flood: messages queued per attacker per loop turn.
 const FLOOD_BURST: u64 = 64;
-/// A non-reader's receive buffer once it reads at last, at the window's end.
-const NONREADER_DRAIN_RCVBUF_BYTES: usize = 4 << 20;
 /// Non-reader messages sent per loop turn at most (1 MiB).
 const NONREADER_BURST: usize = 32;
 /// Control echo payload: the stamp and some filler.
@@ -318,14 +315,6 @@ impl AttackWorker {
             let client = &mut self.clients[index];
             if client.kind == Some(Kind::Nonreader) && client.stage == Stage::Attacking {
                 client.reading = true;
-                // Its tiny receive buffer would take the server's backlog
-                // (the answer comes after it) at a few KB per delayed ACK.
-                if let Some(stream) = client.conn.stream.as_ref() {
-                    let _ = rustix::net::sockopt::set_socket_recv_buffer_size(
-                        stream,
-                        NONREADER_DRAIN_RCVBUF_BYTES,
-                    );
-                }
                 self.read_frames(index, now);
             }
         }
@@ -473,14 +462,11 @@ impl AttackWorker {
         self.attack_totals.kind(kind).started += 1;
         match kind {
             Kind::Trickle => client.next_ns = now,
-            Kind::Nonreader => {
-                if let Some(stream) = client.conn.stream.as_ref() {
-                    let _ = rustix::net::sockopt::set_socket_recv_buffer_size(
-                        stream,
-                        NONREADER_RCVBUF_BYTES,
-                    );
-                }
-            }
+            // A non-reader keeps its default receive buffer: shrunk, it would
+            // pin the TCP window so small (window scaling is fixed at the
+            // SYN) that the server's backlog, and the answer behind it,
+            // arrive at 8 KiB per delayed ACK once it reads.
+            Kind::Nonreader => {}
             Kind::Oversized => {
                 let mask = self.next_mask();
                 self.out = script::oversized_start(self.attack.oversize_bytes, mask);
